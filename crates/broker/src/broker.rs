@@ -1,0 +1,100 @@
+//! The state every connection shares: configuration, metadata, hosted partitions.
+
+use crate::config::BrokerConfig;
+use crate::replica::ReplicaManager;
+use crate::topic_config::TopicConfigs;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use strom_meta::{MetadataStore, TopicMeta};
+use tokio::sync::watch;
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: MetadataStore,
+    pub replicas: ReplicaManager,
+    pub topic_configs: TopicConfigs,
+    /// Bumped after every append, so long-polling fetches wake up and look again.
+    appended: watch::Sender<u64>,
+}
+
+impl Broker {
+    /// Open the data directory: metadata first, then the log of every hosted partition.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+        let dir = config.data_dir().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating log.dirs directory {}", dir.display()))?;
+        let metadata = MetadataStore::open(&dir, config.node_id)
+            .with_context(|| format!("opening metadata in {}", dir.display()))?;
+        let topic_configs = TopicConfigs::new(&config);
+        let replicas = ReplicaManager::new(dir, config.node_id);
+        let image = metadata.image();
+        for topic in image.topics.values() {
+            let log_config = topic_configs.log_config(&topic.configs);
+            replicas
+                .open_topic(topic, log_config)
+                .with_context(|| format!("opening the logs of topic {}", topic.name))?;
+        }
+        let (appended, _) = watch::channel(0);
+        Ok(Arc::new(Broker {
+            config,
+            metadata,
+            replicas,
+            topic_configs,
+            appended,
+        }))
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn notify_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe_appended(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Create a topic with this node as the only replica of each partition (single node).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, strom_meta::MetaError> {
+        let placement = (0..partitions).map(|_| vec![self.node_id()]).collect();
+        let topic = self.metadata.create_topic(name, placement, configs)?;
+        let log_config = self.topic_configs.log_config(&topic.configs);
+        if let Err(e) = self.replicas.open_topic(&topic, log_config) {
+            tracing::error!(topic = name, error = %e, "creating partition logs failed");
+        }
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, strom_meta::MetaError> {
+        let topic = self.metadata.delete_topic(name)?;
+        self.replicas.delete_topic(&topic);
+        Ok(topic)
+    }
+
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+    ) -> Result<TopicMeta, strom_meta::MetaError> {
+        let placement = (0..count).map(|_| vec![self.node_id()]).collect();
+        let topic = self.metadata.add_partitions(name, placement)?;
+        let log_config = self.topic_configs.log_config(&topic.configs);
+        if let Err(e) = self.replicas.open_topic(&topic, log_config) {
+            tracing::error!(topic = name, error = %e, "creating partition logs failed");
+        }
+        Ok(topic)
+    }
+
+    /// Flush every log and mark it cleanly shut down, so the next start skips recovery.
+    pub fn shutdown(&self) {
+        self.replicas.close_all();
+    }
+}

@@ -1,0 +1,366 @@
+//! Broker configuration: Kafka's `server.properties` keys, embedded defaults, `--override`s.
+//!
+//! Values are checked once, at start: an invalid value stops the server with a message naming the
+//! key; an unknown key is one warning.
+
+pub mod listener;
+pub mod properties;
+
+pub use listener::Listener;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid value '{value}' for configuration {key}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("--override expects key=value, got '{0}'")]
+    BadOverride(String),
+}
+
+/// The broker configuration strom honours today. Names follow Kafka's keys.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub process_roles: Vec<String>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub controller_listener_names: Vec<String>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub log_segment_bytes: u64,
+    pub log_roll_ms: i64,
+    pub log_index_interval_bytes: usize,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    pub log_message_timestamp_type: String,
+    /// Every key set in the file or by `--override`, as given (DescribeConfigs reports sources).
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listeners = vec![Listener {
+            name: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+        }];
+        BrokerConfig {
+            node_id: 1,
+            process_roles: vec!["broker".into(), "controller".into()],
+            advertised_listeners: listeners.clone(),
+            listeners,
+            controller_listener_names: vec!["CONTROLLER".into()],
+            log_dirs: vec![PathBuf::from("./strom-data")],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            log_segment_bytes: 1024 * 1024 * 1024,
+            log_roll_ms: 168 * 60 * 60 * 1000,
+            log_index_interval_bytes: 4096,
+            message_max_bytes: 1024 * 1024 + 12,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            log_message_timestamp_type: "CreateTime".into(),
+            explicit: BTreeMap::new(),
+        }
+    }
+}
+
+/// Keys Kafka defines that strom accepts without acting on them yet; they get an info line, not a
+/// warning, so a stock `server.properties` starts quietly.
+const KNOWN_NOT_HONOURED: &[&str] = &[
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.cleaner.enable",
+    "group.initial.rebalance.delay.ms",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "delete.topic.enable",
+    "broker.rack",
+    "metadata.log.dir",
+    "compression.type",
+];
+
+impl BrokerConfig {
+    /// Load `file` (if any) over the embedded defaults, then apply `overrides` (`key=value`).
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            pairs.extend(
+                properties::parse(&text)
+                    .into_iter()
+                    .map(|p| (p.key, p.value)),
+            );
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            pairs.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Self::from_pairs(pairs)
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<BrokerConfig, ConfigError> {
+        let mut c = BrokerConfig::default();
+        let mut advertised_set = false;
+        for (key, value) in pairs {
+            c.explicit.insert(key.clone(), value.clone());
+            let v = value.as_str();
+            match key.as_str() {
+                "node.id" | "broker.id" => {
+                    c.node_id = parse_int(&key, v, 0, i32::MAX as i64)? as i32
+                }
+                "process.roles" => {
+                    let roles = split_list(v);
+                    for r in &roles {
+                        if r != "broker" && r != "controller" {
+                            return Err(invalid(&key, v, "roles are 'broker' and 'controller'"));
+                        }
+                    }
+                    if roles.is_empty() {
+                        return Err(invalid(&key, v, "at least one role is needed"));
+                    }
+                    c.process_roles = roles;
+                }
+                "listeners" => c.listeners = Listener::parse_list(&key, v)?,
+                "advertised.listeners" => {
+                    c.advertised_listeners = Listener::parse_list(&key, v)?;
+                    advertised_set = true;
+                }
+                "controller.listener.names" => c.controller_listener_names = split_list(v),
+                "log.dirs" | "log.dir" => {
+                    let dirs: Vec<PathBuf> = split_list(v).into_iter().map(PathBuf::from).collect();
+                    if dirs.is_empty() {
+                        return Err(invalid(&key, v, "at least one directory is needed"));
+                    }
+                    c.log_dirs = dirs;
+                }
+                "num.partitions" => {
+                    c.num_partitions = parse_int(&key, v, 1, i32::MAX as i64)? as i32
+                }
+                "default.replication.factor" => {
+                    c.default_replication_factor = parse_int(&key, v, 1, i16::MAX as i64)? as i16
+                }
+                "auto.create.topics.enable" => c.auto_create_topics_enable = parse_bool(&key, v)?,
+                "log.segment.bytes" => {
+                    c.log_segment_bytes = parse_int(&key, v, 14, i32::MAX as i64)? as u64
+                }
+                "log.roll.ms" => c.log_roll_ms = parse_int(&key, v, 1, i64::MAX)?,
+                "log.roll.hours" => {
+                    c.log_roll_ms = parse_int(&key, v, 1, i32::MAX as i64)? * 3_600_000
+                }
+                "log.index.interval.bytes" => {
+                    c.log_index_interval_bytes = parse_int(&key, v, 0, i32::MAX as i64)? as usize
+                }
+                "message.max.bytes" => {
+                    c.message_max_bytes = parse_int(&key, v, 0, i32::MAX as i64)? as i32
+                }
+                "socket.request.max.bytes" => {
+                    c.socket_request_max_bytes = parse_int(&key, v, 1, i32::MAX as i64)? as i32
+                }
+                "log.message.timestamp.type" => {
+                    if v != "CreateTime" && v != "LogAppendTime" {
+                        return Err(invalid(&key, v, "expected CreateTime or LogAppendTime"));
+                    }
+                    c.log_message_timestamp_type = v.to_string();
+                }
+                k if KNOWN_NOT_HONOURED.contains(&k) => {
+                    tracing::info!(key = k, "configuration accepted but not acted on yet");
+                }
+                k => tracing::warn!(key = k, "unknown configuration key ignored"),
+            }
+        }
+        // Kafka advertises the listeners themselves when advertised.listeners is not set, minus
+        // the controller listeners, which clients never see.
+        if !advertised_set {
+            c.advertised_listeners = c.listeners.clone();
+            for l in &mut c.advertised_listeners {
+                if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                    l.host = local_hostname();
+                }
+            }
+        }
+        c.advertised_listeners
+            .retain(|l| !c.controller_listener_names.contains(&l.name));
+        if c.client_listeners().is_empty() {
+            return Err(invalid(
+                "listeners",
+                &c.listeners
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                "no listener left for clients once controller.listener.names are taken out",
+            ));
+        }
+        for l in &c.advertised_listeners {
+            if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                return Err(invalid(
+                    "advertised.listeners",
+                    &l.to_string(),
+                    "a client cannot connect to a wildcard address; set advertised.listeners to a reachable host",
+                ));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The listeners clients connect to (not the controller's).
+    pub fn client_listeners(&self) -> Vec<&Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| !self.controller_listener_names.contains(&l.name))
+            .collect()
+    }
+
+    /// The first log directory holds data and metadata until multiple log dirs are supported.
+    pub fn data_dir(&self) -> &Path {
+        &self.log_dirs[0]
+    }
+
+    /// The address clients are told to use for `listener_name` (falls back to the first advertised).
+    pub fn advertised_for(&self, listener_name: &str) -> Option<&Listener> {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == listener_name)
+            .or_else(|| self.advertised_listeners.first())
+    }
+}
+
+/// What Kafka advertises for a wildcard listener: this machine's host name.
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_int(key: &str, v: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, v, "expected an integer"))?;
+    if n < min || n > max {
+        return Err(invalid(key, v, &format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, v, "expected true or false")),
+    }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_a_single_local_node() {
+        let c = load(&[]).expect("defaults");
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.listeners[0].to_string(), "PLAINTEXT://127.0.0.1:9092");
+        assert_eq!(c.data_dir(), Path::new("./strom-data"));
+        assert_eq!(c.message_max_bytes, 1048588);
+    }
+
+    #[test]
+    fn kafka_kraft_file_keeps_controller_listener_private() {
+        let c = load(&[
+            ("process.roles", "broker,controller"),
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            (
+                "advertised.listeners",
+                "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+        ])
+        .expect("kraft style");
+        assert_eq!(c.client_listeners().len(), 1);
+        assert_eq!(c.advertised_listeners.len(), 1);
+        assert_eq!(c.advertised_listeners[0].host, "localhost");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let err = load(&[("num.partitions", "zero")]).expect_err("bad int");
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let err = load(&[("auto.create.topics.enable", "yes")]).expect_err("bad bool");
+        assert!(
+            err.to_string().contains("auto.create.topics.enable"),
+            "{err}"
+        );
+        let err = load(&[("listeners", "PLAINTEXT//x:1")]).expect_err("bad listener");
+        assert!(err.to_string().contains("listeners"), "{err}");
+        let err = load(&[("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")])
+            .expect_err("wildcard adv");
+        assert!(err.to_string().contains("advertised.listeners"), "{err}");
+        assert!(BrokerConfig::load(None, &["novalue".into()]).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! ListOffsets: earliest, latest, by timestamp and max timestamp.
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::error::ErrorCode;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use std::sync::Arc;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext<'_>,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = broker.replicas.get(&t.name.0, p.partition_index) else {
+                        r.error_code = ErrorCode::UnknownTopicOrPartition.code();
+                        return r;
+                    };
+                    r.leader_epoch = partition.leader_epoch;
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((
+                            if read_committed {
+                                partition.last_stable_offset()
+                            } else {
+                                partition.high_watermark()
+                            },
+                            -1,
+                        ))),
+                        EARLIEST | EARLIEST_LOCAL => {
+                            Ok(Some((partition.log.log_start_offset(), -1)))
+                        }
+                        MAX_TIMESTAMP => partition.log.max_timestamp(),
+                        // No tiered storage: nothing is tiered.
+                        LATEST_TIERED => Ok(None),
+                        ts if ts >= 0 => partition.log.offset_for_timestamp(ts),
+                        _ => {
+                            r.error_code = ErrorCode::InvalidRequest.code();
+                            return r;
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => {
+                            r.offset = offset;
+                            r.timestamp = ts;
+                        }
+                        Ok(None) => {}
+                        Err(e) => r.error_code = e.kafka_error_code(),
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,195 @@
+//! Request routing by API key, and the table of what this broker serves.
+//!
+//! One module per API family. Each handler takes the decoded request and returns the response
+//! body; this module owns header decoding, version checks and response framing.
+
+mod admin;
+mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod sasl;
+
+use crate::broker::Broker;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct ConnectionContext {
+    pub peer: SocketAddr,
+    pub listener: Arc<str>,
+}
+
+/// An API this broker serves: the versions it advertises and the lowest it accepts. They differ
+/// only for Produce, where Kafka 4 advertises v0–2 (old librdkafka turns compression off without
+/// them) but refuses them.
+pub struct Supported {
+    pub key: ApiKey,
+    pub advertised_min: i16,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported {
+        key,
+        advertised_min: min,
+        min,
+        max,
+    }
+}
+
+/// Exactly what is implemented, with Kafka 4.1's version ranges.
+pub const SUPPORTED: &[Supported] = &[
+    Supported {
+        key: ApiKey::Produce,
+        advertised_min: 0,
+        min: 3,
+        max: 13,
+    },
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+fn supported(key: ApiKey) -> Option<&'static Supported> {
+    SUPPORTED.iter().find(|s| s.key == key)
+}
+
+/// Handle one request frame. `Ok(None)` means no response (acks=0); `Err` closes the connection,
+/// which is what Kafka does for frames it cannot parse or versions it does not serve.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    conn: &ConnectionContext,
+    frame: Bytes,
+) -> Result<Option<BytesMut>, String> {
+    if frame.len() < 8 {
+        return Err(format!(
+            "request of {} bytes is too short for a header",
+            frame.len()
+        ));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    let Some(sup) = supported(api_key) else {
+        return Err(format!("API {api_key:?} (key {raw_key}) is not supported"));
+    };
+    if version < sup.min || version > sup.max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer a too-new ApiVersions in v0 form, with our ranges, so the client
+            // can retry with a version we speak.
+            return Ok(Some(api_versions::unsupported_version_response(
+                correlation_id,
+            )));
+        }
+        return Err(format!(
+            "{api_key:?} v{version} is not supported (versions {}..={})",
+            sup.min, sup.max
+        ));
+    }
+    let mut body = frame;
+    let header_version = api_key.request_header_version(version);
+    let header = RequestHeader::decode(&mut body, header_version)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
+    let request = RequestKind::decode(api_key, &mut body, version)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request: {e:#}"))?;
+    let ctx = RequestContext {
+        header,
+        api_key,
+        version,
+        conn,
+    };
+    let response = match request {
+        RequestKind::ApiVersions(r) => {
+            Some(ResponseKind::ApiVersions(api_versions::handle(&ctx, r)))
+        }
+        RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(broker, &ctx, r))),
+        RequestKind::Produce(r) => produce::handle(broker, &ctx, r)
+            .await
+            .map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(broker, &ctx, r).await)),
+        RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(
+            broker, &ctx, r,
+        ))),
+        RequestKind::CreateTopics(r) => Some(ResponseKind::CreateTopics(admin::create_topics(
+            broker, &ctx, r,
+        ))),
+        RequestKind::DeleteTopics(r) => Some(ResponseKind::DeleteTopics(admin::delete_topics(
+            broker, &ctx, r,
+        ))),
+        RequestKind::CreatePartitions(r) => Some(ResponseKind::CreatePartitions(
+            admin::create_partitions(broker, &ctx, r),
+        )),
+        RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
+            cluster::describe_cluster(broker, &ctx, r),
+        )),
+        RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(
+            configs::describe_configs(broker, &ctx, r),
+        )),
+        RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl::handshake(r))),
+        RequestKind::SaslAuthenticate(r) => {
+            Some(ResponseKind::SaslAuthenticate(sasl::authenticate(r)))
+        }
+        other => {
+            return Err(format!(
+                "no handler for {:?}",
+                std::mem::discriminant(&other)
+            ));
+        }
+    };
+    match response {
+        Some(body) => encode_response(api_key, version, correlation_id, &body).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub struct RequestContext<'a> {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub conn: &'a ConnectionContext,
+}
+
+/// Size prefix, response header, body.
+fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<BytesMut, String> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(version);
+    let mut out = BytesMut::with_capacity(256);
+    out.put_i32(0);
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| format!("encoding {api_key:?} response header: {e}"))?;
+    body.encode(&mut out, version)
+        .map_err(|e| format!("encoding {api_key:?} v{version} response: {e:#}"))?;
+    let len = (out.len() - 4) as i32;
+    out[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(out)
+}
+
+/// Milliseconds since the epoch, for LogAppendTime and timestamps in answers.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,21 @@
+//! strom-broker: the Kafka wire-protocol server.
+//!
+//! Owns the listeners and connections (framing, request headers, in-order responses), the request
+//! handlers grouped by API family (`handlers::*`), and the partitions this node hosts
+//! (`replica::ReplicaManager`). Partition data lives in `strom-log`, cluster metadata in
+//! `strom-meta`; the broker sits between them and the network.
+//!
+//! Must not touch: segment files directly (go through `strom_log::Log`), or the metadata file.
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod handlers;
+pub mod replica;
+pub mod server;
+pub mod topic_config;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use server::run;

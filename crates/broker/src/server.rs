@@ -1,0 +1,84 @@
+//! Start-up and shutdown: open the broker, bind its listeners, accept connections.
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::connection;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Run a node until SIGTERM or Ctrl-C, then flush and close every log.
+pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let broker = Broker::open(config)?;
+    let mut listeners = Vec::new();
+    for l in broker.config.client_listeners() {
+        let addr = l.bind_addr();
+        let socket = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding listener {l} (listeners)"))?;
+        listeners.push((Arc::<str>::from(l.name.as_str()), socket));
+    }
+    tracing::info!(
+        node_id = broker.node_id(),
+        cluster_id = %broker.metadata.cluster_id(),
+        listeners = %broker.config.client_listeners().iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
+        log_dir = %broker.config.data_dir().display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "strom started"
+    );
+    for (name, socket) in listeners {
+        tokio::spawn(accept_loop(broker.clone(), name, socket));
+    }
+    wait_for_shutdown_signal().await;
+    tracing::info!("shutting down");
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.shutdown())
+        .await
+        .context("closing logs")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener_name: Arc<str>, socket: TcpListener) {
+    loop {
+        match socket.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(connection::serve(
+                    broker.clone(),
+                    stream,
+                    peer,
+                    listener_name.clone(),
+                ));
+            }
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,544 @@
+//! The partition log: an ordered list of segments, the last of which takes appends.
+//!
+//! Concurrency: appends serialise on `writer`; they write the data, then publish a new
+//! [`Snapshot`] (segment list, log end offset, end position of the active segment). Readers only
+//! clone the current snapshot's `Arc` and then read bytes below the ends it records, which never
+//! change because segments are append-only, so a read never waits behind an append's I/O.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch;
+use crate::error::{LogError, Result};
+use crate::partition_metadata;
+use crate::recovery;
+use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, segment_file};
+use crate::validate::{self, ValidBatch};
+
+pub use crate::config::{LogConfig, TimestampType};
+
+/// Present in the partition directory only between a clean `close` and the next `open`.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".strom_cleanshutdown";
+
+/// Index positions are u32 and Kafka caps `segment.bytes` at `Int.MaxValue`.
+const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The timestamp given to the batches with LogAppendTime, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    pub record_count: i64,
+    pub batch_count: usize,
+}
+
+/// The bytes a fetch returns: whole batches, concatenated, exactly as stored (offsets assigned).
+#[derive(Debug, Clone)]
+pub struct FetchSlice {
+    pub records: Bytes,
+    /// Base offset of the first batch, or -1 when `records` is empty.
+    pub first_offset: i64,
+}
+
+impl FetchSlice {
+    fn empty() -> FetchSlice {
+        FetchSlice {
+            records: Bytes::new(),
+            first_offset: -1,
+        }
+    }
+}
+
+/// An immutable view of the log that readers work from.
+struct Snapshot {
+    segments: Arc<Vec<Arc<LogSegment>>>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Bytes of the active (last) segment that hold complete batches.
+    active_end: u64,
+    /// Sum of the sizes of all segments but the active one.
+    inactive_bytes: u64,
+}
+
+impl Snapshot {
+    fn active(&self) -> Option<&Arc<LogSegment>> {
+        self.segments.last()
+    }
+
+    /// The end position readers may read up to in segment `i`.
+    fn end_of(&self, i: usize) -> u64 {
+        if i + 1 == self.segments.len() {
+            self.active_end
+        } else {
+            self.segments[i].size()
+        }
+    }
+}
+
+pub struct Log {
+    dir: PathBuf,
+    topic_id: [u8; 16],
+    config: RwLock<LogConfig>,
+    /// Serialises appends, rolls and close.
+    writer: Mutex<()>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Set by `close`: the clean-shutdown marker is on disk and must go before new data does.
+    marker_written: AtomicBool,
+    /// A segment was created since the directory was last fsynced.
+    dir_dirty: AtomicBool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Parses a `<20 digits>.log` file name into its base offset.
+fn base_offset_of(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+impl Log {
+    /// Opens or creates the partition directory and recovers it.
+    pub fn open(dir: &Path, config: LogConfig, topic_id: [u8; 16]) -> Result<Log> {
+        fs::create_dir_all(dir)
+            .map_err(|e| LogError::io("creating partition directory", dir, e))?;
+        let topic_id = partition_metadata::load_or_create(dir, topic_id)?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        let now = now_ms();
+
+        let mut bases = Vec::new();
+        let entries = fs::read_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LogError::io("listing", dir, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(base) = base_offset_of(name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        if bases.is_empty() {
+            bases.push(0);
+        }
+        remove_orphan_indexes(dir, &bases)?;
+
+        let mut segments = Vec::with_capacity(bases.len());
+        let mut log_end_offset = 0;
+        for (i, &base) in bases.iter().enumerate() {
+            let is_active = i + 1 == bases.len();
+            let indexes_present = segment_file(dir, base, INDEX_SUFFIX).exists()
+                && segment_file(dir, base, TIME_INDEX_SUFFIX).exists();
+            let segment = LogSegment::open(dir, base, now)?;
+            let trusted = if indexes_present && (clean || !is_active) {
+                recovery::load_from_indexes(&segment, is_active, config.index_interval_bytes)?
+            } else {
+                None
+            };
+            let next_offset = match trusted {
+                Some(next) => next,
+                None => recovery::recover_segment(&segment, config.index_interval_bytes)?,
+            };
+            if is_active {
+                log_end_offset = next_offset;
+            }
+            segments.push(Arc::new(segment));
+        }
+
+        if clean {
+            fs::remove_file(&marker).map_err(|e| LogError::io("removing", &marker, e))?;
+        }
+        let log_start_offset = bases[0];
+        let active_end = segments.last().map_or(0, |s| s.size());
+        let inactive_bytes = segments.iter().rev().skip(1).map(|s| s.size()).sum();
+        tracing::info!(
+            dir = %dir.display(),
+            segments = segments.len(),
+            log_start_offset,
+            log_end_offset,
+            clean_shutdown = clean,
+            "opened log"
+        );
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            topic_id,
+            config: RwLock::new(config),
+            writer: Mutex::new(()),
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                segments: Arc::new(segments),
+                log_start_offset,
+                log_end_offset,
+                active_end,
+                inactive_bytes,
+            })),
+            marker_written: AtomicBool::new(false),
+            dir_dirty: AtomicBool::new(true),
+        })
+    }
+
+    pub fn topic_id(&self) -> [u8; 16] {
+        self.topic_id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+
+    /// Applies to future appends and rolls.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().clone()
+    }
+
+    /// Validates, then appends the record batches of one produce request partition. Nothing is
+    /// written unless every batch is valid.
+    pub fn append(&self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        let config = self.config();
+        // CPU-heavy checks (CRC) happen before taking the writer lock.
+        let mut batches = validate::validate_batches(records, config.max_message_bytes)?;
+        let segment_bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        if records.len() as u64 > segment_bytes {
+            return Err(LogError::RecordListTooLarge {
+                size: records.len(),
+                max: segment_bytes,
+            });
+        }
+        validate::apply_timestamp_type(records, &mut batches, config.timestamp_type, now_ms);
+        let max_batch_timestamp = batches
+            .iter()
+            .map(|b| b.header.max_timestamp)
+            .max()
+            .unwrap_or(-1);
+
+        let _writer = self.writer.lock();
+        if self.marker_written.swap(false, Ordering::AcqRel) {
+            self.remove_clean_shutdown_marker()?;
+        }
+        let snapshot = self.snapshot();
+        let base_offset = snapshot.log_end_offset;
+        let next_offset = assign_offsets(records, &mut batches, base_offset, leader_epoch);
+        let last_offset = next_offset - 1;
+
+        let mut segments = snapshot.segments.clone();
+        let mut inactive_bytes = snapshot.inactive_bytes;
+        let Some(mut active) = snapshot.active().cloned() else {
+            return Err(LogError::CorruptPartition {
+                path: self.dir.display().to_string(),
+                reason: "log has no segment".into(),
+            });
+        };
+        let roll = should_roll(
+            &active,
+            records.len() as u64,
+            segment_bytes,
+            last_offset,
+            max_batch_timestamp,
+            now_ms,
+            config.segment_ms,
+        );
+        if roll {
+            active.finish_time_index()?;
+            let new = Arc::new(LogSegment::open(&self.dir, base_offset, now_ms)?);
+            if new.size() > 0 {
+                // Only a stray file could be here: its offsets would clash with ours.
+                tracing::warn!(
+                    segment = %new.path().display(),
+                    bytes = new.size(),
+                    "discarding stale data in the file of a new segment"
+                );
+                new.truncate_to(0)?;
+            }
+            tracing::info!(
+                dir = %self.dir.display(),
+                base_offset,
+                previous_size = active.size(),
+                "rolled new segment"
+            );
+            inactive_bytes += active.size();
+            let mut list = Vec::with_capacity(segments.len() + 1);
+            list.extend(segments.iter().cloned());
+            list.push(new.clone());
+            segments = Arc::new(list);
+            active = new;
+            self.dir_dirty.store(true, Ordering::Release);
+        }
+        active.append(records, &batches, config.index_interval_bytes)?;
+
+        let log_start_offset = snapshot.log_start_offset;
+        *self.snapshot.write() = Arc::new(Snapshot {
+            segments,
+            log_start_offset,
+            log_end_offset: next_offset,
+            active_end: active.size(),
+            inactive_bytes,
+        });
+        let log_append_time = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time,
+            log_start_offset,
+            record_count: batches
+                .iter()
+                .map(|b| i64::from(b.header.records_count))
+                .sum(),
+            batch_count: batches.len(),
+        })
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes`, below `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<FetchSlice> {
+        let snapshot = self.snapshot();
+        if offset < snapshot.log_start_offset || offset > snapshot.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: snapshot.log_start_offset,
+                end: snapshot.log_end_offset,
+            });
+        }
+        if offset == snapshot.log_end_offset {
+            return Ok(FetchSlice::empty());
+        }
+        let segments = &snapshot.segments;
+        let first = segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        for (i, segment) in segments.iter().enumerate().skip(first) {
+            let end = snapshot.end_of(i);
+            if let Some((records, first_offset)) =
+                segment.read(offset, max_bytes, max_offset, min_one_batch, end)?
+            {
+                let first_offset = if records.is_empty() { -1 } else { first_offset };
+                return Ok(FetchSlice {
+                    records,
+                    first_offset,
+                });
+            }
+        }
+        Ok(FetchSlice::empty())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.snapshot().log_start_offset
+    }
+
+    /// The next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.snapshot().log_end_offset
+    }
+
+    /// Sum of the segment sizes.
+    pub fn size_bytes(&self) -> u64 {
+        let snapshot = self.snapshot();
+        snapshot.inactive_bytes + snapshot.active_end
+    }
+
+    /// ListOffsets by timestamp: the first record with timestamp >= `ts`, as (offset, timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        let snapshot = self.snapshot();
+        for segment in snapshot.segments.iter() {
+            if segment
+                .max_timestamp()
+                .is_some_and(|max| max.timestamp >= ts)
+                && let Some(found) = segment.find_offset_by_timestamp(ts)?
+                && found.0 < snapshot.log_end_offset
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp, as (offset, timestamp).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        let snapshot = self.snapshot();
+        let mut best: Option<(&Arc<LogSegment>, i64)> = None;
+        for segment in snapshot.segments.iter() {
+            if let Some(max) = segment.max_timestamp()
+                && best.is_none_or(|(_, ts)| max.timestamp > ts)
+            {
+                best = Some((segment, max.timestamp));
+            }
+        }
+        match best {
+            Some((segment, _)) => segment.offset_of_max_timestamp(),
+            None => Ok(None),
+        }
+    }
+
+    /// fsyncs every segment written since the last flush, and the directory after a roll.
+    pub fn flush(&self) -> Result<()> {
+        let snapshot = self.snapshot();
+        for segment in snapshot.segments.iter() {
+            segment.flush()?;
+        }
+        if self.dir_dirty.swap(false, Ordering::AcqRel)
+            && let Err(e) = sync_dir(&self.dir)
+        {
+            self.dir_dirty.store(true, Ordering::Release);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Flushes and writes the clean-shutdown marker so the next open trusts the indexes.
+    pub fn close(&self) -> Result<()> {
+        let _writer = self.writer.lock();
+        if let Some(active) = self.snapshot().active() {
+            active.finish_time_index()?;
+        }
+        self.flush()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        fs::File::create(&marker)
+            .and_then(|file| file.sync_all())
+            .map_err(|e| LogError::io("writing", &marker, e))?;
+        sync_dir(&self.dir)?;
+        self.marker_written.store(true, Ordering::Release);
+        tracing::info!(dir = %self.dir.display(), "closed log cleanly");
+        Ok(())
+    }
+
+    /// Removes the partition directory (topic deletion).
+    pub fn delete(self) -> Result<()> {
+        let _writer = self.writer.lock();
+        fs::remove_dir_all(&self.dir)
+            .map_err(|e| LogError::io("deleting partition directory", &self.dir, e))?;
+        tracing::info!(dir = %self.dir.display(), "deleted log");
+        Ok(())
+    }
+
+    fn remove_clean_shutdown_marker(&self) -> Result<()> {
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        match fs::remove_file(&marker) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LogError::io("removing", &marker, e)),
+        }
+    }
+}
+
+/// Writes base offsets and the leader epoch into the batches, returning the next offset.
+fn assign_offsets(
+    records: &mut [u8],
+    batches: &mut [ValidBatch],
+    mut next_offset: i64,
+    leader_epoch: i32,
+) -> i64 {
+    for valid in batches.iter_mut() {
+        if let Some(bytes) = records.get_mut(valid.position..) {
+            batch::set_base_offset(bytes, next_offset);
+            batch::set_partition_leader_epoch(bytes, leader_epoch);
+        }
+        valid.header.base_offset = next_offset;
+        valid.header.partition_leader_epoch = leader_epoch;
+        next_offset = valid.header.last_offset() + 1;
+    }
+    next_offset
+}
+
+/// Kafka's `LogSegment.shouldRoll`: a non-empty active segment is rolled when the append would
+/// overflow it, when `segment.ms` has passed since its first batch's timestamp (or its creation
+/// if batches carry none), or when offsets would no longer fit the index's relative offsets.
+fn should_roll(
+    active: &LogSegment,
+    append_bytes: u64,
+    segment_bytes: u64,
+    last_offset: i64,
+    max_batch_timestamp: i64,
+    now_ms: i64,
+    segment_ms: i64,
+) -> bool {
+    let size = active.size();
+    if size == 0 {
+        return false;
+    }
+    let state = active.state.lock();
+    let time_waited = match state.rolling_based_timestamp {
+        Some(first) if first >= 0 => max_batch_timestamp.saturating_sub(first),
+        _ => now_ms.saturating_sub(state.created_ms),
+    };
+    size + append_bytes > segment_bytes
+        || time_waited > segment_ms
+        || last_offset - active.base_offset() > i64::from(i32::MAX)
+}
+
+/// Deletes `.index`/`.timeindex` files left without their `.log` (as Kafka does at load).
+fn remove_orphan_indexes(dir: &Path, bases: &[i64]) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| LogError::io("listing", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((stem, suffix)) = name.split_once('.') else {
+            continue;
+        };
+        if suffix != INDEX_SUFFIX && suffix != TIME_INDEX_SUFFIX {
+            continue;
+        }
+        let Some(base) = base_offset_of(&format!("{stem}.{LOG_SUFFIX}")) else {
+            continue;
+        };
+        if !bases.contains(&base) {
+            tracing::warn!(file = %entry.path().display(), "removing index without a segment");
+            fs::remove_file(entry.path())
+                .map_err(|e| LogError::io("removing", &entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io("syncing directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_segment_names() {
+        assert_eq!(base_offset_of("00000000000000000000.log"), Some(0));
+        assert_eq!(base_offset_of("00000000000000012345.log"), Some(12345));
+        assert_eq!(base_offset_of("0000000000000001234.log"), None);
+        assert_eq!(base_offset_of("0000000000000001234x.log"), None);
+        assert_eq!(base_offset_of("00000000000000012345.index"), None);
+    }
+
+    #[test]
+    fn log_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Log>();
+    }
+}

@@ -1,0 +1,48 @@
+//! The metadata image: what every node knows about the cluster at one point of the metadata log.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    /// Bumped on every change; lets caches tell an old image from a new one.
+    pub epoch: u64,
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionMeta>,
+    /// Topic-level config overrides (DYNAMIC_TOPIC_CONFIG), by Kafka's key names.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionMeta {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicMeta> {
+        self.topics.values().find(|t| &t.id == id)
+    }
+}
+
+impl TopicMeta {
+    /// Internal topics (`__consumer_offsets`, `__transaction_state`) are flagged in Metadata answers.
+    pub fn is_internal(&self) -> bool {
+        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+    }
+}
