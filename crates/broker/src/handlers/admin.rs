@@ -33,7 +33,7 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 pub fn create_topics(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let live = live_brokers(broker);
@@ -151,6 +151,8 @@ pub fn create_topics(
             results.push(fail(r, ErrorCode::InvalidConfig, msg));
             continue;
         }
+        // v5+ answers with the topic's resulting partitions, replication factor and configs.
+        let detailed = ctx.version >= 5;
         let described: Vec<CreatableTopicConfigs> = broker
             .topic_configs
             .describe(&configs)
@@ -163,19 +165,25 @@ pub fn create_topics(
             })
             .collect();
         if req.validate_only {
-            r.num_partitions = partitions;
-            r.replication_factor = replication;
-            r.configs = Some(described);
+            if detailed {
+                r.num_partitions = partitions;
+                r.replication_factor = replication;
+                r.configs = Some(described);
+            }
             results.push(r);
             continue;
         }
         match broker.create_topic(&name, partitions, configs) {
             Ok(topic) => {
                 tracing::info!(topic = %name, partitions, "created topic");
-                r.topic_id = topic.id;
-                r.num_partitions = partitions;
-                r.replication_factor = replication;
-                r.configs = Some(described);
+                if ctx.version >= 7 {
+                    r.topic_id = topic.id;
+                }
+                if detailed {
+                    r.num_partitions = partitions;
+                    r.replication_factor = replication;
+                    r.configs = Some(described);
+                }
             }
             Err(MetaError::TopicExists(_)) => {
                 r = fail(

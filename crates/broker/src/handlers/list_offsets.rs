@@ -17,7 +17,7 @@ const LATEST_TIERED: i64 = -5;
 
 pub fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
@@ -38,7 +38,10 @@ pub fn handle(
                         r.error_code = ErrorCode::UnknownTopicOrPartition.code();
                         return r;
                     };
-                    r.leader_epoch = partition.leader_epoch;
+                    // The epoch field exists from v4 on; older versions must leave it unset.
+                    if ctx.version >= 4 {
+                        r.leader_epoch = partition.leader_epoch;
+                    }
                     let found = match p.timestamp {
                         LATEST => Ok(Some((
                             if read_committed {

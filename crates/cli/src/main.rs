@@ -1,0 +1,61 @@
+//! The `strom` binary: the server and the command-line tools, one program.
+//!
+//! Owns argument parsing and process set-up (logging, the tokio runtime). The tools talk to brokers
+//! only over the Kafka protocol (through librdkafka), never through broker internals.
+
+use strom_tools as tools;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "strom", version, about = "A Kafka-compatible event streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (and controller) node, like kafka-server-start.sh.
+    Server {
+        /// A server.properties file; without one, a single local node with embedded defaults.
+        config: Option<PathBuf>,
+        /// Override a configuration key: --override key=value (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    #[command(flatten)]
+    Tool(tools::ToolCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server { config, overrides } => run_server(config, overrides),
+        Command::Tool(t) => tools::run(t),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let config = strom_broker::BrokerConfig::load(config.as_deref(), &overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()?;
+    runtime.block_on(strom_broker::run(config))
+}
