@@ -1,6 +1,7 @@
 //! The state every connection shares: configuration, metadata, hosted partitions.
 
 use crate::config::BrokerConfig;
+use crate::producer_id_manager::ProducerIdManager;
 use crate::replica::ReplicaManager;
 use crate::topic_config::TopicConfigs;
 use anyhow::Context;
@@ -14,6 +15,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
     pub topic_configs: TopicConfigs,
+    pub producer_ids: ProducerIdManager,
     /// Bumped after every append, so long-polling fetches wake up and look again.
     appended: watch::Sender<u64>,
 }
@@ -41,6 +43,7 @@ impl Broker {
             metadata,
             replicas,
             topic_configs,
+            producer_ids: ProducerIdManager::default(),
             appended,
         }))
     }

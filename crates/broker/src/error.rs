@@ -28,6 +28,7 @@ pub enum ErrorCode {
     InvalidConfig = 40,
     InvalidRequest = 42,
     UnsupportedForMessageFormat = 43,
+    TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
     UnknownServerError = -1,
     UnsupportedCompressionType = 76,

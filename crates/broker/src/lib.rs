@@ -12,6 +12,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod handlers;
+pub mod producer_id_manager;
 pub mod replica;
 pub mod server;
 pub mod topic_config;

@@ -9,6 +9,8 @@ mod code {
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const RECORD_LIST_TOO_LARGE: i16 = 18;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const INVALID_RECORD: i16 = 87;
@@ -32,6 +34,12 @@ pub enum LogError {
     /// The whole append is larger than a segment may ever be (Kafka's RecordBatchTooLargeException).
     #[error("append of {size} bytes exceeds the segment size of {max} bytes")]
     RecordListTooLarge { size: usize, max: u64 },
+    /// An idempotent producer's batch does not follow its previous one.
+    #[error("out of order sequence number: {0}")]
+    OutOfOrderSequence(String),
+    /// A producer older than the current epoch of its producer id (a zombie).
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
     #[error("offset {offset} is out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     /// The partition directory is unusable (e.g. an unreadable `partition.metadata`).
@@ -56,6 +64,8 @@ impl LogError {
             LogError::MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
             LogError::RecordListTooLarge { .. } => code::RECORD_LIST_TOO_LARGE,
             LogError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+            LogError::OutOfOrderSequence(_) => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            LogError::InvalidProducerEpoch(_) => code::INVALID_PRODUCER_EPOCH,
             LogError::CorruptPartition { .. } | LogError::Io { .. } => code::KAFKA_STORAGE_ERROR,
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Owns everything on disk under one partition directory (`<log.dirs>/<topic>-<partition>/`):
 //! `LogSegment`s (`.log`), their sparse `OffsetIndex` (`.index`) and `TimeIndex` (`.timeindex`),
-//! and the recovery of a torn tail after a crash. Batches are kept byte-for-byte as the producer
+//! idempotent producers' sequence state (`producer_state`), and the recovery of a torn tail
+//! after a crash. Batches are kept byte-for-byte as the producer
 //! sent them (record batch v2); only the base offset, the partition leader epoch and, for
 //! LogAppendTime, the max timestamp (with its CRC) are rewritten.
 //!
@@ -15,6 +16,7 @@ pub mod index;
 mod index_file;
 pub mod log;
 mod partition_metadata;
+pub mod producer_state;
 mod recovery;
 mod scan;
 pub mod segment;

@@ -16,6 +16,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::batch;
 use crate::error::{LogError, Result};
 use crate::partition_metadata;
+use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::recovery;
 use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, segment_file};
 use crate::validate::{self, ValidBatch};
@@ -38,6 +39,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     pub record_count: i64,
     pub batch_count: usize,
+    /// The batch was a retry of one already written: nothing was appended and the offsets are
+    /// those it got the first time.
+    pub duplicate: bool,
 }
 
 /// The bytes a fetch returns: whole batches, concatenated, exactly as stored (offsets assigned).
@@ -87,8 +91,9 @@ pub struct Log {
     dir: PathBuf,
     topic_id: [u8; 16],
     config: RwLock<LogConfig>,
-    /// Serialises appends, rolls and close.
-    writer: Mutex<()>,
+    /// Serialises appends, rolls and close, and holds the idempotent producers' state, which
+    /// only changes with appends.
+    writer: Mutex<ProducerStateManager>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Set by `close`: the clean-shutdown marker is on disk and must go before new data does.
     marker_written: AtomicBool,
@@ -165,9 +170,11 @@ impl Log {
         let log_start_offset = bases[0];
         let active_end = segments.last().map_or(0, |s| s.size());
         let inactive_bytes = segments.iter().rev().skip(1).map(|s| s.size()).sum();
+        let producers = rebuild_producer_state(dir, &segments, log_end_offset, active_end)?;
         tracing::info!(
             dir = %dir.display(),
             segments = segments.len(),
+            producers = producers.len(),
             log_start_offset,
             log_end_offset,
             clean_shutdown = clean,
@@ -177,7 +184,7 @@ impl Log {
             dir: dir.to_path_buf(),
             topic_id,
             config: RwLock::new(config),
-            writer: Mutex::new(()),
+            writer: Mutex::new(producers),
             snapshot: RwLock::new(Arc::new(Snapshot {
                 segments: Arc::new(segments),
                 log_start_offset,
@@ -231,11 +238,29 @@ impl Log {
             .max()
             .unwrap_or(-1);
 
-        let _writer = self.writer.lock();
+        let mut producers = self.writer.lock();
+        let snapshot = self.snapshot();
+        for valid in &batches {
+            if let SequenceCheck::Duplicate(dup) = producers.check(&valid.header)? {
+                if batches.len() > 1 {
+                    return Err(LogError::InvalidRecord(
+                        "a retried idempotent batch must be sent alone".into(),
+                    ));
+                }
+                return Ok(AppendInfo {
+                    base_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                    log_append_time: -1,
+                    log_start_offset: snapshot.log_start_offset,
+                    record_count: 0,
+                    batch_count: 0,
+                    duplicate: true,
+                });
+            }
+        }
         if self.marker_written.swap(false, Ordering::AcqRel) {
             self.remove_clean_shutdown_marker()?;
         }
-        let snapshot = self.snapshot();
         let base_offset = snapshot.log_end_offset;
         let next_offset = assign_offsets(records, &mut batches, base_offset, leader_epoch);
         let last_offset = next_offset - 1;
@@ -259,6 +284,8 @@ impl Log {
         );
         if roll {
             active.finish_time_index()?;
+            // A snapshot per segment keeps recovery after a crash to the newest segment.
+            producers.write_snapshot(&self.dir, base_offset)?;
             let new = Arc::new(LogSegment::open(&self.dir, base_offset, now_ms)?);
             if new.size() > 0 {
                 // Only a stray file could be here: its offsets would clash with ours.
@@ -284,6 +311,9 @@ impl Log {
             self.dir_dirty.store(true, Ordering::Release);
         }
         active.append(records, &batches, config.index_interval_bytes)?;
+        for valid in &batches {
+            producers.update(&valid.header);
+        }
 
         let log_start_offset = snapshot.log_start_offset;
         *self.snapshot.write() = Arc::new(Snapshot {
@@ -307,6 +337,7 @@ impl Log {
                 .map(|b| i64::from(b.header.records_count))
                 .sum(),
             batch_count: batches.len(),
+            duplicate: false,
         })
     }
 
@@ -413,10 +444,13 @@ impl Log {
 
     /// Flushes and writes the clean-shutdown marker so the next open trusts the indexes.
     pub fn close(&self) -> Result<()> {
-        let _writer = self.writer.lock();
-        if let Some(active) = self.snapshot().active() {
+        let producers = self.writer.lock();
+        let snapshot = self.snapshot();
+        if let Some(active) = snapshot.active() {
             active.finish_time_index()?;
         }
+        // Written even when empty, so a clean restart scans nothing to rebuild it.
+        producers.write_snapshot(&self.dir, snapshot.log_end_offset)?;
         self.flush()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         fs::File::create(&marker)
@@ -445,6 +479,42 @@ impl Log {
             Err(e) => Err(LogError::io("removing", &marker, e)),
         }
     }
+}
+
+/// The idempotent producers' state at the log end: the newest snapshot at or below it, then every
+/// batch after the snapshot (without one, the batches of the last two segments, as Kafka does).
+fn rebuild_producer_state(
+    dir: &Path,
+    segments: &[Arc<LogSegment>],
+    log_end_offset: i64,
+    active_end: u64,
+) -> Result<ProducerStateManager> {
+    let (mut state, from) = match ProducerStateManager::load_latest(dir, log_end_offset)? {
+        Some((state, offset)) => (state, offset),
+        None => {
+            let first = segments.len().saturating_sub(2);
+            let from = segments.get(first).map_or(0, |s| s.base_offset());
+            (ProducerStateManager::new(), from)
+        }
+    };
+    for (i, segment) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        let next_base = segments.get(i + 1).map(|s| s.base_offset());
+        if next_base.is_some_and(|n| n <= from) {
+            continue;
+        }
+        let end = if is_last { active_end } else { segment.size() };
+        let mut scanner = segment.scanner(0, end, 1 << 20);
+        while let Some(found) = scanner.next_batch()? {
+            if found.offsets.base_offset < from {
+                continue;
+            }
+            let bytes = scanner.batch_bytes(&found)?;
+            let header = batch::BatchHeader::parse(bytes)?;
+            state.update(&header);
+        }
+    }
+    Ok(state)
 }
 
 /// Writes base offsets and the leader epoch into the batches, returning the next offset.

@@ -10,6 +10,9 @@ pub struct MetadataImage {
     /// Bumped on every change; lets caches tell an old image from a new one.
     pub epoch: u64,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// The first producer id not yet handed out in a block (Kafka's AllocateProducerIds).
+    #[serde(default)]
+    pub next_producer_id_block: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -76,6 +76,7 @@ impl MetadataStore {
                 cluster_id: cluster_id.clone(),
                 epoch: 0,
                 topics: BTreeMap::new(),
+                next_producer_id_block: 0,
             },
             Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
         };
@@ -139,6 +140,16 @@ impl MetadataStore {
             let first = topic.partitions.len() as i32;
             topic.partitions.extend(partitions_from(first, placement));
             Ok(topic.clone())
+        })
+    }
+
+    /// Reserve `size` producer ids; returns the first. Persisted before it is returned, so no id
+    /// is ever handed out twice, even across restarts.
+    pub fn allocate_producer_ids(&self, size: i64) -> Result<i64, MetaError> {
+        self.update(|image| {
+            let first = image.next_producer_id_block;
+            image.next_producer_id_block = first + size;
+            Ok(first)
         })
     }
 

@@ -12,6 +12,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod sasl;
+mod txn;
 
 use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -63,6 +64,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 fn supported(key: ApiKey) -> Option<&'static Supported> {
@@ -140,6 +142,9 @@ pub async fn handle(
         )),
         RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(
             configs::describe_configs(broker, &ctx, r),
+        )),
+        RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
+            txn::init_producer_id(broker, &ctx, r),
         )),
         RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl::handshake(r))),
         RequestKind::SaslAuthenticate(r) => {
