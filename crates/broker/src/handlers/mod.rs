@@ -71,13 +71,22 @@ fn supported(key: ApiKey) -> Option<&'static Supported> {
     SUPPORTED.iter().find(|s| s.key == key)
 }
 
-/// Handle one request frame. `Ok(None)` means no response (acks=0); `Err` closes the connection,
-/// which is what Kafka does for frames it cannot parse or versions it does not serve.
-pub async fn handle(
-    broker: &Arc<Broker>,
-    conn: &ConnectionContext,
-    frame: Bytes,
-) -> Result<Option<BytesMut>, String> {
+/// A request frame after header and body decoding.
+pub enum Decoded {
+    Request {
+        header: RequestHeader,
+        api_key: ApiKey,
+        version: i16,
+        request: RequestKind,
+    },
+    /// A complete response to send as is (the KIP-511 ApiVersions fallback).
+    Immediate(BytesMut),
+}
+
+/// Decode one request frame (without the size prefix). `Err` means the connection must close,
+/// which is what Kafka does for frames it cannot parse and versions it does not serve. Public
+/// so the fuzz target can drive it with arbitrary bytes.
+pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request of {} bytes is too short for a header",
@@ -95,9 +104,9 @@ pub async fn handle(
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer a too-new ApiVersions in v0 form, with our ranges, so the client
             // can retry with a version we speak.
-            return Ok(Some(api_versions::unsupported_version_response(
-                correlation_id,
-            )));
+            return Ok(Decoded::Immediate(
+                api_versions::unsupported_version_response(correlation_id),
+            ));
         }
         return Err(format!(
             "{api_key:?} v{version} is not supported (versions {}..={})",
@@ -110,6 +119,30 @@ pub async fn handle(
         .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
     let request = RequestKind::decode(api_key, &mut body, version)
         .map_err(|e| format!("malformed {api_key:?} v{version} request: {e:#}"))?;
+    Ok(Decoded::Request {
+        header,
+        api_key,
+        version,
+        request,
+    })
+}
+
+/// Handle one request frame. `Ok(None)` means no response (acks=0); `Err` closes the connection.
+pub async fn handle(
+    broker: &Arc<Broker>,
+    conn: &ConnectionContext,
+    frame: Bytes,
+) -> Result<Option<BytesMut>, String> {
+    let (header, api_key, version, request) = match decode_request(frame)? {
+        Decoded::Immediate(response) => return Ok(Some(response)),
+        Decoded::Request {
+            header,
+            api_key,
+            version,
+            request,
+        } => (header, api_key, version, request),
+    };
+    let correlation_id = header.correlation_id;
     let ctx = RequestContext {
         header,
         api_key,
