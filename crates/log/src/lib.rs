@@ -21,7 +21,7 @@ mod recovery;
 mod scan;
 pub mod segment;
 pub mod time_index;
-mod validate;
+pub mod validate;
 
 pub use batch::{BATCH_HEADER_LEN, BatchHeader};
 pub use error::{LogError, Result};

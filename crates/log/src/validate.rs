@@ -45,6 +45,14 @@ pub(crate) fn validate_batches(
     Ok(batches)
 }
 
+/// Checks the record batches of one produce request partition as [`crate::Log::append`] does
+/// before writing anything (magic, framing, `max_message_bytes`, CRC-32C, record counts,
+/// producer fields), without a log. Returns the number of batches. Public for the fuzz targets
+/// and for callers that want to reject a request early.
+pub fn check(records: &[u8], max_message_bytes: usize) -> Result<usize> {
+    validate_batches(records, max_message_bytes).map(|batches| batches.len())
+}
+
 /// Kafka rejects batches whose producer fields cannot be right.
 fn check_producer_fields(header: &BatchHeader) -> Result<()> {
     let has_producer_id = header.producer_id >= 0;

@@ -77,7 +77,7 @@ pub enum Decoded {
         header: RequestHeader,
         api_key: ApiKey,
         version: i16,
-        request: RequestKind,
+        request: Box<RequestKind>,
     },
     /// A complete response to send as is (the KIP-511 ApiVersions fallback).
     Immediate(BytesMut),
@@ -123,7 +123,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, String> {
         header,
         api_key,
         version,
-        request,
+        request: Box::new(request),
     })
 }
 
@@ -140,7 +140,7 @@ pub async fn handle(
             api_key,
             version,
             request,
-        } => (header, api_key, version, request),
+        } => (header, api_key, version, *request),
     };
     let correlation_id = header.correlation_id;
     let ctx = RequestContext {
