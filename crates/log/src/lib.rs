@@ -11,6 +11,7 @@
 
 pub mod batch;
 mod config;
+pub mod control;
 pub mod error;
 pub mod index;
 mod index_file;
@@ -21,8 +22,10 @@ mod recovery;
 mod scan;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 pub mod validate;
 
 pub use batch::{BATCH_HEADER_LEN, BatchHeader};
+pub use control::TxnMarker;
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, FetchSlice, Log, LogConfig, TimestampType};

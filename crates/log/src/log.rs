@@ -14,11 +14,13 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::batch;
+use crate::control::{self, TxnMarker};
 use crate::error::{LogError, Result};
 use crate::partition_metadata;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::recovery;
 use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, segment_file};
+use crate::txn_index::{AbortedTxn, TxnIndex};
 use crate::validate::{self, ValidBatch};
 
 pub use crate::config::{LogConfig, TimestampType};
@@ -70,6 +72,8 @@ struct Snapshot {
     active_end: u64,
     /// Sum of the sizes of all segments but the active one.
     inactive_bytes: u64,
+    /// First offset of the oldest open transaction, if any: the last stable offset's bound.
+    first_unstable_offset: Option<i64>,
 }
 
 impl Snapshot {
@@ -94,6 +98,8 @@ pub struct Log {
     /// Serialises appends, rolls and close, and holds the idempotent producers' state, which
     /// only changes with appends.
     writer: Mutex<ProducerStateManager>,
+    /// Aborted transactions, for read_committed fetches; changed only under `writer`.
+    aborted: RwLock<TxnIndex>,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Set by `close`: the clean-shutdown marker is on disk and must go before new data does.
     marker_written: AtomicBool,
@@ -170,7 +176,10 @@ impl Log {
         let log_start_offset = bases[0];
         let active_end = segments.last().map_or(0, |s| s.size());
         let inactive_bytes = segments.iter().rev().skip(1).map(|s| s.size()).sum();
-        let producers = rebuild_producer_state(dir, &segments, log_end_offset, active_end)?;
+        let mut aborted = TxnIndex::load(dir, &bases, log_end_offset)?;
+        let producers =
+            rebuild_producer_state(dir, &segments, log_end_offset, active_end, &mut aborted)?;
+        let first_unstable_offset = producers.first_unstable_offset();
         tracing::info!(
             dir = %dir.display(),
             segments = segments.len(),
@@ -185,12 +194,14 @@ impl Log {
             topic_id,
             config: RwLock::new(config),
             writer: Mutex::new(producers),
+            aborted: RwLock::new(aborted),
             snapshot: RwLock::new(Arc::new(Snapshot {
                 segments: Arc::new(segments),
                 log_start_offset,
                 log_end_offset,
                 active_end,
                 inactive_bytes,
+                first_unstable_offset,
             })),
             marker_written: AtomicBool::new(false),
             dir_dirty: AtomicBool::new(true),
@@ -219,11 +230,39 @@ impl Log {
     }
 
     /// Validates, then appends the record batches of one produce request partition. Nothing is
-    /// written unless every batch is valid.
+    /// written unless every batch is valid. Control batches are refused: only a transaction
+    /// coordinator writes them, through [`Log::append_marker`].
     pub fn append(&self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
+        self.append_batches(records, leader_epoch, now_ms, false)
+    }
+
+    /// Write a transaction marker (commit or abort) for `marker.producer_id`, closing its open
+    /// transaction on this partition.
+    pub fn append_marker(
+        &self,
+        marker: &TxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let mut batch = control::build(marker, now_ms)?;
+        self.append_batches(&mut batch, leader_epoch, now_ms, true)
+    }
+
+    fn append_batches(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        markers: bool,
+    ) -> Result<AppendInfo> {
         let config = self.config();
         // CPU-heavy checks (CRC) happen before taking the writer lock.
         let mut batches = validate::validate_batches(records, config.max_message_bytes)?;
+        if !markers && batches.iter().any(|b| b.header.is_control()) {
+            return Err(LogError::InvalidRecord(
+                "client produce requests must not contain control batches".into(),
+            ));
+        }
         let segment_bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
         if records.len() as u64 > segment_bytes {
             return Err(LogError::RecordListTooLarge {
@@ -312,7 +351,19 @@ impl Log {
         }
         active.append(records, &batches, config.index_interval_bytes)?;
         for valid in &batches {
-            producers.update(&valid.header);
+            if valid.header.is_control() {
+                let end = valid.position + valid.header.total_len();
+                let commit = records
+                    .get(valid.position..end)
+                    .map(control::is_commit)
+                    .transpose()?
+                    .flatten();
+                if let Some(commit) = commit {
+                    self.close_txn(&mut producers, &valid.header, commit, active.base_offset())?;
+                }
+            } else {
+                producers.update(&valid.header);
+            }
         }
 
         let log_start_offset = snapshot.log_start_offset;
@@ -322,6 +373,7 @@ impl Log {
             log_end_offset: next_offset,
             active_end: active.size(),
             inactive_bytes,
+            first_unstable_offset: producers.first_unstable_offset(),
         });
         let log_append_time = match config.timestamp_type {
             TimestampType::LogAppendTime => now_ms,
@@ -339,6 +391,54 @@ impl Log {
             batch_count: batches.len(),
             duplicate: false,
         })
+    }
+
+    /// Close a producer's transaction at a marker; an abort goes into the aborted index.
+    fn close_txn(
+        &self,
+        producers: &mut ProducerStateManager,
+        header: &batch::BatchHeader,
+        commit: bool,
+        segment_base: i64,
+    ) -> Result<()> {
+        if let Some(done) = producers.complete_txn(header, commit)
+            && done.aborted
+        {
+            let lso = producers
+                .first_unstable_offset()
+                .unwrap_or(done.last_offset);
+            self.aborted.write().append(
+                &self.dir,
+                segment_base,
+                AbortedTxn {
+                    producer_id: done.producer_id,
+                    first_offset: done.first_offset,
+                    last_offset: done.last_offset,
+                    last_stable_offset: lso,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The last stable offset: below it every transaction is decided. `high_watermark` is the
+    /// bound replication sets (the log end offset while this node is the only replica).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let snapshot = self.snapshot();
+        snapshot
+            .first_unstable_offset
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, as (producer id, first offset): what a
+    /// read_committed fetch returning that range tells the consumer to skip.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        self.aborted.read().overlapping(from, to)
+    }
+
+    /// Whether `producer_id` has an open transaction on this partition.
+    pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
+        self.writer.lock().has_ongoing_txn(producer_id)
     }
 
     /// Whole batches from the one containing `offset`, up to `max_bytes`, below `max_offset`.
@@ -488,6 +588,7 @@ fn rebuild_producer_state(
     segments: &[Arc<LogSegment>],
     log_end_offset: i64,
     active_end: u64,
+    aborted: &mut TxnIndex,
 ) -> Result<ProducerStateManager> {
     let (mut state, from) = match ProducerStateManager::load_latest(dir, log_end_offset)? {
         Some((state, offset)) => (state, offset),
@@ -511,7 +612,28 @@ fn rebuild_producer_state(
             }
             let bytes = scanner.batch_bytes(&found)?;
             let header = batch::BatchHeader::parse(bytes)?;
-            state.update(&header);
+            if !header.is_control() {
+                state.update(&header);
+                continue;
+            }
+            let Some(commit) = control::is_commit(bytes)? else {
+                continue;
+            };
+            if let Some(done) = state.complete_txn(&header, commit)
+                && done.aborted
+            {
+                let lso = state.first_unstable_offset().unwrap_or(done.last_offset);
+                aborted.append(
+                    dir,
+                    segment.base_offset(),
+                    AbortedTxn {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: lso,
+                    },
+                )?;
+            }
         }
     }
     Ok(state)

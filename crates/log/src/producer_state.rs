@@ -2,6 +2,9 @@
 //! so a retried batch is recognised and answered with its original offsets instead of being
 //! written twice, and a gap in the sequence is refused (Kafka's `ProducerStateManager`).
 //!
+//! It also tracks transactions: the first offset of each producer's open transaction (the last
+//! stable offset cannot pass it) until a commit or abort marker closes it.
+//!
 //! The state is rebuilt from the log on open: from the newest `<offset>.snapshot` (written at a
 //! clean close and when a segment rolls) plus the batches after it.
 
@@ -15,7 +18,7 @@ use crate::error::{LogError, Result};
 /// Kafka keeps the last five batches per producer: the most a producer has in flight.
 pub const MAX_CACHED_BATCHES: usize = 5;
 const SNAPSHOT_SUFFIX: &str = "snapshot";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
 const NO_EPOCH: i16 = -1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,18 @@ pub struct BatchMetadata {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// Offset of the first batch of the producer's open transaction.
+    current_txn_first_offset: Option<i64>,
+}
+
+/// A transaction closed by a marker: its range and outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The offset of the marker.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 impl ProducerEntry {
@@ -51,6 +66,8 @@ pub enum SequenceCheck {
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions by first offset, for the last stable offset.
+    ongoing: std::collections::BTreeMap<i64, i64>,
 }
 
 fn last_seq_of(header: &BatchHeader) -> i32 {
@@ -130,6 +147,36 @@ impl ProducerStateManager {
         }
     }
 
+    /// The first offset of the oldest open transaction: nothing from it on is stable yet.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Record a transaction marker written at `h.base_offset`; returns the transaction it closed
+    /// (none when the producer had no open transaction, e.g. an abort of an empty one).
+    pub fn complete_txn(&mut self, h: &BatchHeader, commit: bool) -> Option<CompletedTxn> {
+        let entry = self.producers.entry(h.producer_id).or_default();
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        let first = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&first);
+        Some(CompletedTxn {
+            producer_id: h.producer_id,
+            first_offset: first,
+            last_offset: h.base_offset,
+            aborted: !commit,
+        })
+    }
+
+    /// Whether `producer_id` has an open transaction on this partition.
+    pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
     /// Record a batch that was written (its base offset assigned).
     pub fn update(&mut self, h: &BatchHeader) {
         if h.producer_id < 0 || h.is_control() {
@@ -141,7 +188,12 @@ impl ProducerStateManager {
             .or_insert(ProducerEntry {
                 epoch: h.producer_epoch,
                 batches: VecDeque::new(),
+                current_txn_first_offset: None,
             });
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(h.base_offset);
+            self.ongoing.insert(h.base_offset, h.producer_id);
+        }
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -166,6 +218,7 @@ impl ProducerStateManager {
         for (pid, entry) in &self.producers {
             buf.extend_from_slice(&pid.to_be_bytes());
             buf.extend_from_slice(&entry.epoch.to_be_bytes());
+            buf.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             buf.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 buf.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -249,9 +302,15 @@ fn parse_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
     let mut r = Reader { buf: body, pos: 4 };
     let count = r.u32()?;
     let mut producers = HashMap::with_capacity(count as usize);
+    let mut ongoing = std::collections::BTreeMap::new();
     for _ in 0..count {
         let pid = r.i64()?;
         let epoch = r.i16()?;
+        let txn_first = r.i64()?;
+        let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
+        if let Some(first) = current_txn_first_offset {
+            ongoing.insert(first, pid);
+        }
         let n = r.u8()?;
         let mut batches = VecDeque::with_capacity(n as usize);
         for _ in 0..n {
@@ -263,9 +322,16 @@ fn parse_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
                 timestamp: r.i64()?,
             });
         }
-        producers.insert(pid, ProducerEntry { epoch, batches });
+        producers.insert(
+            pid,
+            ProducerEntry {
+                epoch,
+                batches,
+                current_txn_first_offset,
+            },
+        );
     }
-    Some(ProducerStateManager { producers })
+    Some(ProducerStateManager { producers, ongoing })
 }
 
 struct Reader<'a> {

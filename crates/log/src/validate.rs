@@ -56,7 +56,8 @@ pub fn check(records: &[u8], max_message_bytes: usize) -> Result<usize> {
 /// Kafka rejects batches whose producer fields cannot be right.
 fn check_producer_fields(header: &BatchHeader) -> Result<()> {
     let has_producer_id = header.producer_id >= 0;
-    if has_producer_id && header.base_sequence < 0 {
+    // Transaction markers carry the producer id but no sequence.
+    if has_producer_id && header.base_sequence < 0 && !header.is_control() {
         return Err(LogError::InvalidRecord(format!(
             "producer id {} with invalid base sequence {}",
             header.producer_id, header.base_sequence

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Run a single-node Apache Kafka (KRaft, combined broker+controller) in the foreground,
+# with Kafka's defaults, for the compat suite's oracle mode and for bench/.
+#
+#   scripts/kafka-run.sh --port 9092 --controller-port 9093 --dir /tmp/k1 [--override key=value ...]
+#
+# --dir holds server.properties, the log4j2 config and the data (DIR/data). The data dir is
+# formatted (StorageTool) on first start only, so a restart on the same --dir keeps the data.
+# The script execs the JVM: the caller's pid is the broker's (SIGTERM = clean stop, SIGKILL = crash).
+# Kafka logs to stderr at level KAFKA_LOG_LEVEL (default WARN; "started" lines are always shown).
+# Env: KAFKA_VERSION, STROM_CACHE (see kafka-dist.sh), KAFKA_HEAP_OPTS (default -Xmx1g -Xms256m),
+#      KAFKA_JVM_OPTS (extra JVM flags), JAVA (default: java on PATH).
+set -euo pipefail
+
+usage() { sed -n '2,12p' "$0" >&2; exit 2; }
+
+PORT="" CPORT="" DIR="" OVERRIDES=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --port) PORT="$2"; shift 2 ;;
+    --controller-port) CPORT="$2"; shift 2 ;;
+    --dir) DIR="$2"; shift 2 ;;
+    --override) OVERRIDES+=(--override "$2"); shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "kafka-run.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+[[ -n "$PORT" && -n "$CPORT" && -n "$DIR" ]] || usage
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LIBS="$("$HERE/kafka-dist.sh")"
+JAVA="${JAVA:-java}"
+mkdir -p "$DIR/data" "$DIR/logs"
+DIR="$(cd "$DIR" && pwd)"
+
+cat > "$DIR/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CPORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+
+LEVEL="${KAFKA_LOG_LEVEL:-WARN}"
+cat > "$DIR/log4j2.properties" <<L4J
+status = error
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c{1})%n
+rootLogger.level = $LEVEL
+rootLogger.appenderRef.err.ref = STDERR
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+L4J
+
+JVM=(${KAFKA_HEAP_OPTS:--Xmx1g -Xms256m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+     "-Dlog4j2.configurationFile=$DIR/log4j2.properties" "-Dkafka.logs.dir=$DIR/logs" ${KAFKA_JVM_OPTS:-})
+
+if [[ ! -f "$DIR/data/meta.properties" ]]; then
+  CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  "$JAVA" "${JVM[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
+    -t "$CLUSTER_ID" -c "$DIR/server.properties" >"$DIR/logs/format.log" 2>&1 || {
+      cat "$DIR/logs/format.log" >&2; echo "kafka-run.sh: storage format failed" >&2; exit 1; }
+fi
+
+exec "$JAVA" "${JVM[@]}" -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" "${OVERRIDES[@]}"
