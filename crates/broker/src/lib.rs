@@ -11,11 +11,13 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod producer_id_manager;
 pub mod replica;
 pub mod server;
 pub mod topic_config;
+pub mod txn;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -31,6 +31,7 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     for (name, socket) in listeners {
         tokio::spawn(accept_loop(broker.clone(), name, socket));
     }
+    tokio::spawn(abort_expired_transactions(broker.clone()));
     wait_for_shutdown_signal().await;
     tracing::info!("shutting down");
     let b = broker.clone();
@@ -57,6 +58,22 @@ async fn accept_loop(broker: Arc<Broker>, listener_name: Arc<str>, socket: TcpLi
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Kafka checks every `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10 s); a
+/// second keeps a stuck transaction from pinning the last stable offset for long.
+async fn abort_expired_transactions(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        if tokio::task::spawn_blocking(move || b.txn.abort_expired(&b))
+            .await
+            .is_err()
+        {
+            tracing::error!("aborting timed-out transactions panicked");
         }
     }
 }

@@ -92,7 +92,6 @@ const KNOWN_NOT_HONOURED: &[&str] = &[
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "transaction.state.log.replication.factor",
@@ -105,7 +104,6 @@ const KNOWN_NOT_HONOURED: &[&str] = &[
     "log.retention.bytes",
     "log.retention.check.interval.ms",
     "log.cleaner.enable",
-    "group.initial.rebalance.delay.ms",
     "min.insync.replicas",
     "unclean.leader.election.enable",
     "delete.topic.enable",
@@ -201,6 +199,11 @@ impl BrokerConfig {
                         return Err(invalid(&key, v, "expected CreateTime or LogAppendTime"));
                     }
                     c.log_message_timestamp_type = v.to_string();
+                }
+                // Read by the group coordinator (group::GroupConfig); checked here so a bad
+                // value stops the start with the key named.
+                k if crate::group::config::GROUP_KEYS.contains(&k) => {
+                    parse_int(&key, v, 0, i32::MAX as i64)?;
                 }
                 k if KNOWN_NOT_HONOURED.contains(&k) => {
                     tracing::info!(key = k, "configuration accepted but not acted on yet");

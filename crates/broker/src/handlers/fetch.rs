@@ -5,11 +5,12 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::ErrorCode;
 use bytes::Bytes;
-use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use kafka_protocol::messages::{ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +112,21 @@ fn read_once(
                     let n = slice.records.len();
                     total += n;
                     remaining = remaining.saturating_sub(n);
+                    if read_committed && n > 0 {
+                        // The consumer skips these producers' records from their first offset
+                        // up to the abort marker.
+                        let aborted = partition
+                            .log
+                            .aborted_transactions(p.fetch_offset, upper)
+                            .into_iter()
+                            .map(|(pid, first)| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(pid))
+                                    .with_first_offset(first)
+                            })
+                            .collect();
+                        pd.aborted_transactions = Some(aborted);
+                    }
                     pd.records = Some(slice.records);
                 }
                 Err(e) => {

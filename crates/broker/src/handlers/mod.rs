@@ -8,6 +8,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -65,6 +66,21 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 5),
+    // Consumer groups, classic protocol (handlers::group).
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 fn supported(key: ApiKey) -> Option<&'static Supported> {
@@ -179,6 +195,46 @@ pub async fn handle(
         RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
             txn::init_producer_id(broker, &ctx, r),
         )),
+        RequestKind::AddPartitionsToTxn(r) => Some(ResponseKind::AddPartitionsToTxn(
+            txn::add_partitions_to_txn(broker, &ctx, r),
+        )),
+        RequestKind::AddOffsetsToTxn(r) => Some(ResponseKind::AddOffsetsToTxn(
+            txn::add_offsets_to_txn(broker, &ctx, r),
+        )),
+        RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(txn::end_txn(broker, &ctx, r))),
+        RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
+            group::find_coordinator(broker, &ctx, r),
+        )),
+        RequestKind::JoinGroup(r) => Some(ResponseKind::JoinGroup(
+            group::join_group(broker, &ctx, r).await,
+        )),
+        RequestKind::SyncGroup(r) => Some(ResponseKind::SyncGroup(
+            group::sync_group(broker, &ctx, r).await,
+        )),
+        RequestKind::Heartbeat(r) => {
+            Some(ResponseKind::Heartbeat(group::heartbeat(broker, &ctx, r)))
+        }
+        RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(group::leave_group(
+            broker, &ctx, r,
+        ))),
+        RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(group::offset_commit(
+            broker, &ctx, r,
+        ))),
+        RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(group::offset_fetch(
+            broker, &ctx, r,
+        ))),
+        RequestKind::ListGroups(r) => Some(ResponseKind::ListGroups(group::list_groups(
+            broker, &ctx, r,
+        ))),
+        RequestKind::DescribeGroups(r) => Some(ResponseKind::DescribeGroups(
+            group::describe_groups(broker, &ctx, r),
+        )),
+        RequestKind::DeleteGroups(r) => Some(ResponseKind::DeleteGroups(group::delete_groups(
+            broker, &ctx, r,
+        ))),
+        RequestKind::OffsetDelete(r) => Some(ResponseKind::OffsetDelete(group::offset_delete(
+            broker, &ctx, r,
+        ))),
         RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl::handshake(r))),
         RequestKind::SaslAuthenticate(r) => {
             Some(ResponseKind::SaslAuthenticate(sasl::authenticate(r)))

@@ -4,6 +4,7 @@
 use super::{RequestContext, now_ms};
 use crate::broker::Broker;
 use crate::error::ErrorCode;
+use crate::replica::Partition;
 use bytes::BytesMut;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_request::ProduceRequest;
@@ -12,6 +13,28 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
+use strom_log::BatchHeader;
+
+/// A transactional batch may only go to a partition its producer added to its open
+/// transaction (AddPartitionsToTxn), and only from the producer's current epoch.
+fn check_transactional(
+    broker: &Broker,
+    partition: &Partition,
+    records: &[u8],
+) -> Result<(), ErrorCode> {
+    let Ok(header) = BatchHeader::parse(records) else {
+        return Ok(()); // the log's validation answers malformed batches
+    };
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    broker.txn.partition_in_txn(
+        header.producer_id,
+        header.producer_epoch,
+        &partition.topic,
+        partition.index,
+    )
+}
 
 /// `None` for acks=0: the client expects no response at all.
 pub async fn handle(
@@ -49,15 +72,18 @@ pub async fn handle(
                 Err((ErrorCode::InvalidRequiredAcks.code(), None))
             } else if let Some(partition) = partition {
                 match pd.records {
-                    Some(records) => {
-                        // The request buffer is shared and immutable; offsets are patched in a
-                        // copy of the partition's batches (one memcpy, not per record).
-                        let mut buf = BytesMut::from(&records[..]);
-                        partition
-                            .log
-                            .append(&mut buf, partition.leader_epoch, now)
-                            .map_err(|e| (e.kafka_error_code(), Some(e.to_string())))
-                    }
+                    Some(records) => match check_transactional(broker, &partition, &records) {
+                        Err(code) => Err((code.code(), None)),
+                        Ok(()) => {
+                            // The request buffer is shared and immutable; offsets are patched
+                            // in a copy of the partition's batches (one memcpy, not per record).
+                            let mut buf = BytesMut::from(&records[..]);
+                            partition
+                                .log
+                                .append(&mut buf, partition.leader_epoch, now)
+                                .map_err(|e| (e.kafka_error_code(), Some(e.to_string())))
+                        }
+                    },
                     None => Err((
                         ErrorCode::CorruptMessage.code(),
                         Some("no records".to_string()),

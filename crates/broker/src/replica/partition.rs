@@ -19,8 +19,8 @@ impl Partition {
         self.log.log_end_offset()
     }
 
-    /// No transactions yet, so nothing is unstable.
+    /// Below it every transaction is decided: read_committed consumers stop here.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark()
+        self.log.last_stable_offset(self.high_watermark())
     }
 }

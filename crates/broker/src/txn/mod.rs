@@ -1,0 +1,7 @@
+//! Transactions: the transaction coordinator and its `__transaction_state` records.
+
+pub mod coordinator;
+pub mod metadata;
+
+pub use coordinator::TransactionCoordinator;
+pub use metadata::{TransactionMetadata, TransactionState};
