@@ -41,6 +41,8 @@ pub enum ErrorCode {
     UnsupportedCompressionType = 76,
     InvalidRecord = 87,
     ProducerFenced = 90,
+    TransactionalIdNotFound = 105,
+    InvalidRegularExpression = 128,
     UnknownTopicId = 100,
     UnsupportedEndpointType = 115,
     InconsistentTopicId = 103,

@@ -436,6 +436,11 @@ impl Log {
         self.aborted.read().overlapping(from, to)
     }
 
+    /// The producers this partition has state for (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
+        self.writer.lock().active_producers()
+    }
+
     /// Whether `producer_id` has an open transaction on this partition.
     pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
         self.writer.lock().has_ongoing_txn(producer_id)

@@ -38,6 +38,17 @@ struct ProducerEntry {
     current_txn_first_offset: Option<i64>,
 }
 
+/// What DescribeProducers shows of one producer on a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// -1 when the producer has no open transaction here.
+    pub current_txn_start_offset: i64,
+}
+
 /// A transaction closed by a marker: its range and outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompletedTxn {
@@ -145,6 +156,23 @@ impl ProducerStateManager {
                 prev.map_or("nothing".to_string(), |p| p.to_string())
             ))),
         }
+    }
+
+    /// Every producer this partition knows, for DescribeProducers.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(pid, e)| ActiveProducer {
+                producer_id: *pid,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.batches.back().map_or(-1, |b| b.timestamp),
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The first offset of the oldest open transaction: nothing from it on is stable yet.

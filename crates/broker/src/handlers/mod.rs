@@ -14,6 +14,7 @@ mod metadata;
 mod produce;
 mod sasl;
 mod txn;
+mod txn_admin;
 
 use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -69,6 +70,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
     api(ApiKey::EndTxn, 0, 5),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 2),
     // Consumer groups, classic protocol (handlers::group).
     api(ApiKey::OffsetCommit, 2, 9),
     api(ApiKey::OffsetFetch, 1, 9),
@@ -235,6 +239,15 @@ pub async fn handle(
         RequestKind::OffsetDelete(r) => Some(ResponseKind::OffsetDelete(group::offset_delete(
             broker, &ctx, r,
         ))),
+        RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
+            txn_admin::describe_producers(broker, &ctx, r),
+        )),
+        RequestKind::DescribeTransactions(r) => Some(ResponseKind::DescribeTransactions(
+            txn_admin::describe_transactions(broker, &ctx, r),
+        )),
+        RequestKind::ListTransactions(r) => Some(ResponseKind::ListTransactions(
+            txn_admin::list_transactions(broker, &ctx, r),
+        )),
         RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl::handshake(r))),
         RequestKind::SaslAuthenticate(r) => {
             Some(ResponseKind::SaslAuthenticate(sasl::authenticate(r)))
