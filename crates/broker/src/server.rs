@@ -4,20 +4,41 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::connection;
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
 
-/// Run a node until SIGTERM or Ctrl-C, then flush and close every log.
-pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+/// A started node: its broker state and the addresses its listeners are bound to.
+pub struct RunningServer {
+    pub broker: Arc<Broker>,
+    pub local_addrs: Vec<SocketAddr>,
+}
+
+impl RunningServer {
+    /// Flush and close every log (the next start skips recovery).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let b = self.broker.clone();
+        tokio::task::spawn_blocking(move || b.shutdown())
+            .await
+            .context("closing logs")?;
+        Ok(())
+    }
+}
+
+/// Open the data directory, bind the listeners and start serving; returns once connections are
+/// accepted. Tests use it with port 0 to run a broker in-process.
+pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
     let started = Instant::now();
     let broker = Broker::open(config)?;
     let mut listeners = Vec::new();
+    let mut local_addrs = Vec::new();
     for l in broker.config.client_listeners() {
         let addr = l.bind_addr();
         let socket = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding listener {l} (listeners)"))?;
+        local_addrs.push(socket.local_addr()?);
         listeners.push((Arc::<str>::from(l.name.as_str()), socket));
     }
     tracing::info!(
@@ -32,12 +53,18 @@ pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         tokio::spawn(accept_loop(broker.clone(), name, socket));
     }
     tokio::spawn(abort_expired_transactions(broker.clone()));
+    Ok(RunningServer {
+        broker,
+        local_addrs,
+    })
+}
+
+/// Run a node until SIGTERM or Ctrl-C, then flush and close every log.
+pub async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let server = start(config).await?;
     wait_for_shutdown_signal().await;
     tracing::info!("shutting down");
-    let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.shutdown())
-        .await
-        .context("closing logs")?;
+    server.shutdown().await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
