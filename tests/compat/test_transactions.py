@@ -127,3 +127,42 @@ def test_timed_out_transaction_is_aborted_by_the_broker(server, topic):
         time.sleep(1)
         got = read_values(server.bootstrap, topic, "read_committed", expect_at_least=1, wait=1.0)
     assert got == [b"plain"]
+
+
+def test_cli_describes_and_aborts_a_hanging_transaction(server, topic):
+    """kafka-transactions.sh's workflow with `strom transactions`: an abandoned transaction pins
+    the last stable offset; describe-producers shows its start offset; abort releases it."""
+    import subprocess
+
+    from conftest import TARGET, find_strom_bin, require_strom_bin
+
+    if TARGET == "kafka" and find_strom_bin() is None:
+        pytest.skip("strom binary not built")
+    strom = str(require_strom_bin())
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([strom, "transactions", *args, "--bootstrap-server", server.bootstrap],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"strom transactions {args} exited {r.returncode}: {r.stderr}"
+        return r.stdout
+
+    create_topic(server.bootstrap, topic, 1)
+    txn_id = f"txn-{uuid.uuid4()}"
+    p = txn_producer(server.bootstrap, txn_id, **{"transaction.timeout.ms": 600000})
+    p.begin_transaction()
+    p.produce(topic, value=b"hanging", partition=0)
+    p.flush(OP_TIMEOUT)
+    plain = Producer({"bootstrap.servers": server.bootstrap})
+    plain.produce(topic, value=b"plain", partition=0)
+    assert plain.flush(OP_TIMEOUT) == 0
+    assert read_values(server.bootstrap, topic, "read_committed", wait=1.0) == []
+
+    assert txn_id in cli("list")
+    described = cli("describe", "--transactional-id", txn_id).splitlines()[1].split("\t")
+    assert described[0] == txn_id and described[3] == "Ongoing", described
+    producers = [line.split("\t") for line in cli("describe-producers", "--topic", topic, "--partition", "0").splitlines()[1:]]
+    open_txns = [row for row in producers if row[5] != "None"]
+    assert [row[5] for row in open_txns] == ["0"], producers
+
+    cli("abort", "--topic", topic, "--partition", "0", "--start-offset", "0")
+    assert read_values(server.bootstrap, topic, "read_committed", expect_at_least=1) == [b"plain"]

@@ -1,4 +1,4 @@
-//! strom-tools: the console tools behind `strom topic|produce|consume|bench`.
+//! strom-tools: the console tools behind `strom topic|produce|consume|bench|transactions`.
 //!
 //! They are Kafka clients (librdkafka through `rdkafka`) and reach brokers only over the wire, so they
 //! work the same against strom and against Apache Kafka. Flags and output follow Kafka's
@@ -12,6 +12,8 @@ mod describe_topics;
 mod format;
 mod produce;
 mod topic;
+mod transactions;
+mod wire;
 
 use clap::Subcommand;
 
@@ -19,6 +21,7 @@ pub use bench::{BenchCommand, BenchConsumeArgs, BenchProduceArgs};
 pub use consume::ConsumeArgs;
 pub use produce::ProduceArgs;
 pub use topic::TopicCommand;
+pub use transactions::TransactionsCommand;
 
 /// The tool subcommands of the `strom` binary (flattened into its command list).
 #[derive(Subcommand)]
@@ -37,6 +40,11 @@ pub enum ToolCommand {
         #[command(subcommand)]
         cmd: BenchCommand,
     },
+    /// List, describe, find hanging and abort transactions, like kafka-transactions.sh.
+    Transactions {
+        #[command(subcommand)]
+        cmd: TransactionsCommand,
+    },
 }
 
 /// Runs one tool command to completion. Errors carry the flag or key they are about.
@@ -46,6 +54,7 @@ pub fn run(cmd: ToolCommand) -> anyhow::Result<()> {
         ToolCommand::Produce(args) => produce::run(*args),
         ToolCommand::Consume(args) => consume::run(*args),
         ToolCommand::Bench { cmd } => bench::run(cmd),
+        ToolCommand::Transactions { cmd } => transactions::run(cmd),
     }
 }
 

@@ -73,6 +73,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 2),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
     // Consumer groups, classic protocol (handlers::group).
     api(ApiKey::OffsetCommit, 2, 9),
     api(ApiKey::OffsetFetch, 1, 9),
@@ -247,6 +248,9 @@ pub async fn handle(
         )),
         RequestKind::ListTransactions(r) => Some(ResponseKind::ListTransactions(
             txn_admin::list_transactions(broker, &ctx, r),
+        )),
+        RequestKind::WriteTxnMarkers(r) => Some(ResponseKind::WriteTxnMarkers(
+            txn_admin::write_txn_markers(broker, &ctx, r),
         )),
         RequestKind::SaslHandshake(r) => Some(ResponseKind::SaslHandshake(sasl::handshake(r))),
         RequestKind::SaslAuthenticate(r) => {

@@ -1,4 +1,5 @@
-//! Transaction administration: DescribeProducers, DescribeTransactions, ListTransactions — what
+//! Transaction administration: DescribeProducers, DescribeTransactions, ListTransactions and
+//! WriteTxnMarkers — what
 //! kafka-transactions.sh uses to find a transaction pinning the last stable offset.
 
 use super::RequestContext;
@@ -15,6 +16,11 @@ use kafka_protocol::messages::describe_transactions_response::{
 };
 use kafka_protocol::messages::list_transactions_request::ListTransactionsRequest;
 use kafka_protocol::messages::list_transactions_response::{self as lt, ListTransactionsResponse};
+use kafka_protocol::messages::write_txn_markers_request::WriteTxnMarkersRequest;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    WriteTxnMarkersResponse,
+};
 use kafka_protocol::messages::{ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -183,4 +189,68 @@ pub fn list_transactions(
     ListTransactionsResponse::default()
         .with_unknown_state_filters(unknown)
         .with_transaction_states(states)
+}
+
+/// WriteTxnMarkers: write commit/abort markers on this broker's partitions. Coordinators send it
+/// between brokers; kafka-transactions.sh `abort` sends it to end a hanging transaction.
+pub fn write_txn_markers(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext<'_>,
+    req: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let now = now_ms();
+    let markers = req
+        .markers
+        .into_iter()
+        .map(|m| {
+            let marker = strom_log::TxnMarker {
+                producer_id: m.producer_id.0,
+                producer_epoch: m.producer_epoch,
+                commit: m.transaction_result,
+                coordinator_epoch: m.coordinator_epoch,
+            };
+            let topics = m
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&p| {
+                            let code = match broker.replicas.get(&t.name.0, p) {
+                                None => ErrorCode::UnknownTopicOrPartition.code(),
+                                Some(partition) => match partition.log.append_marker(
+                                    &marker,
+                                    partition.leader_epoch,
+                                    now,
+                                ) {
+                                    Ok(_) => {
+                                        broker.on_txn_marker(
+                                            &t.name.0,
+                                            p,
+                                            marker.producer_id,
+                                            marker.commit,
+                                        );
+                                        0
+                                    }
+                                    Err(e) => e.kafka_error_code(),
+                                },
+                            };
+                            WritableTxnMarkerPartitionResult::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name)
+                        .with_partitions(partitions)
+                })
+                .collect();
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics)
+        })
+        .collect();
+    broker.notify_appended();
+    WriteTxnMarkersResponse::default().with_markers(markers)
 }
