@@ -196,6 +196,17 @@ async fn malformed_frames_close_only_their_connection() {
             .await
             .is_none()
     );
+    // Array lengths far beyond the frame (fuzzing found these aborted the process when the
+    // decoder reserved capacity for them): plain array, then compact array.
+    let mut huge = BytesMut::new();
+    huge.put_i32(14);
+    huge.put_slice(&[0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+    assert!(exchange(addr, &huge, ApiKey::Metadata, 1).await.is_none());
+    let mut compact = BytesMut::new();
+    compact.put_i32(16);
+    compact.put_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let _ = exchange(addr, &compact, ApiKey::Metadata, 12).await;
+    still_serves(addr).await;
     // Produce v2: advertised (for old librdkafka) but refused, as Kafka 4 does.
     let mut v2 = frame(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
     v2[4..6].copy_from_slice(&(ApiKey::Produce as i16).to_be_bytes());

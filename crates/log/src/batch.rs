@@ -149,6 +149,16 @@ impl BatchHeader {
                 self.records_count, self.last_offset_delta
             )));
         }
+        // An uncompressed record takes at least 7 bytes (length, attributes, timestamp and
+        // offset deltas, key and value lengths, header count), so a count the bytes cannot
+        // hold is a lie; decoding it later would reserve memory for it.
+        let payload = (self.total_len()).saturating_sub(BATCH_HEADER_LEN);
+        if self.compression() == 0 && self.records_count as usize > payload / 7 {
+            return Err(LogError::CorruptMessage(format!(
+                "record batch claims {} records in {payload} bytes",
+                self.records_count
+            )));
+        }
         Ok(())
     }
 }

@@ -136,3 +136,19 @@ fn producer_id_without_sequence_is_invalid() {
     fix_crc(&mut bytes);
     assert_rejected(bytes, 87, "producer id with sequence -1");
 }
+
+/// Found by fuzzing: a batch whose record count its bytes cannot hold (here i32::MAX records in
+/// no bytes, with a correct CRC) must be refused, not stored and decoded later.
+#[test]
+fn impossible_record_count_is_refused() {
+    let mut bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/records_count_i32_max.bin"
+    ))
+    .expect("fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), strom_log::LogConfig::default());
+    let err = log.append(&mut bytes, 0, 0).expect_err("must be refused");
+    assert_eq!(err.kafka_error_code(), 2, "{err}");
+    assert_eq!(log.log_end_offset(), 0);
+}

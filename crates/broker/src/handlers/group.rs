@@ -121,12 +121,20 @@ pub fn find_coordinator(
                 -1,
                 Some("no listener to advertise".into()),
             ),
-            (KEY_TYPE_TRANSACTION, _) => (
+            // The transaction coordinator (crate::txn) also runs on this node.
+            (KEY_TYPE_TRANSACTION, Some(l)) => (
+                NONE,
+                broker.node_id(),
+                l.host.clone(),
+                i32::from(l.port),
+                None,
+            ),
+            (KEY_TYPE_TRANSACTION, None) => (
                 COORDINATOR_NOT_AVAILABLE,
                 -1,
                 String::new(),
                 -1,
-                Some("transactions are not supported yet".into()),
+                Some("no listener to advertise".into()),
             ),
             (other, _) => (
                 INVALID_REQUEST,
