@@ -166,3 +166,69 @@ def test_cli_describes_and_aborts_a_hanging_transaction(server, topic):
 
     cli("abort", "--topic", topic, "--partition", "0", "--start-offset", "0")
     assert read_values(server.bootstrap, topic, "read_committed", expect_at_least=1) == [b"plain"]
+
+
+def test_consume_transform_produce_exactly_once_across_sigkill(server, topic):
+    """send_offsets_to_transaction: the input offsets commit with the output records, so killing
+    the processor and starting another leaves every input record in the output exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out_topic = topic + "-out"
+    create_topic(server.bootstrap, topic, 2)
+    create_topic(server.bootstrap, out_topic, 2)
+    n = 3000
+    plain = Producer({"bootstrap.servers": server.bootstrap, "linger.ms": 5})
+    for i in range(n):
+        plain.produce(topic, value=b"rec-%d" % i, partition=i % 2)
+    assert plain.flush(OP_TIMEOUT) == 0
+
+    script = os.path.join(os.path.dirname(__file__), "eos_processor.py")
+    args = [sys.executable, script, server.bootstrap, topic, out_topic, f"eos-{uuid.uuid4()}",
+            f"eos-txn-{uuid.uuid4()}"]
+
+    def run_until(min_commits: int, timeout: float) -> subprocess.Popen:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        commits = 0
+        deadline = time.monotonic() + timeout
+        while commits < min_commits and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            commits += line.startswith("committed")
+        return proc
+
+    first = run_until(5, 60)
+    first.send_signal(signal.SIGKILL)  # mid-stream: possibly inside a transaction
+    first.wait(10)
+    second = run_until(10**9, 0)  # start it and let it run
+    try:
+        got: list[bytes] = []
+        deadline = time.monotonic() + 90
+        while len(got) < n and time.monotonic() < deadline:
+            time.sleep(1)
+            c = consumer(server.bootstrap, {"isolation.level": "read_committed"})
+            try:
+                from confluent_kafka import OFFSET_BEGINNING
+                c.assign([TopicPartition(out_topic, p, OFFSET_BEGINNING) for p in range(2)])
+                got = []
+                eof = set()
+                end = time.monotonic() + 10
+                while len(eof) < 2 and time.monotonic() < end:
+                    for m in c.consume(num_messages=1000, timeout=0.5):
+                        if m.error():
+                            if m.error().code() == KafkaError._PARTITION_EOF:
+                                eof.add(m.partition())
+                            continue
+                        got.append(m.value())
+            finally:
+                c.close()
+    finally:
+        second.send_signal(signal.SIGKILL)
+        second.wait(10)
+    expected = sorted(b"REC-%d" % i for i in range(n))
+    dupes = len(got) - len(set(got))
+    assert dupes == 0, f"{dupes} records appear more than once in the output"
+    assert sorted(got) == expected, f"{len(got)} of {n} records in the output"

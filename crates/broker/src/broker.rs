@@ -113,7 +113,16 @@ impl Broker {
     /// A transaction marker was written to `topic`-`partition`: offsets committed inside the
     /// transaction become visible (commit) or are dropped (abort).
     pub fn on_txn_marker(&self, topic: &str, partition: i32, producer_id: i64, commit: bool) {
-        let _ = (topic, partition, producer_id, commit);
+        let _ = partition;
+        if topic == crate::group::OFFSETS_TOPIC {
+            let config = crate::group::GroupConfig::from_broker(&self.config);
+            let log = crate::group::BrokerOffsetsLog {
+                broker: self,
+                config: &config,
+            };
+            self.groups
+                .complete_txn(producer_id, commit, crate::handlers::now_ms(), &log);
+        }
     }
 
     /// Flush every log and mark it cleanly shut down, so the next start skips recovery.

@@ -87,6 +87,9 @@ pub struct CommitOffset {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedOffset {
     pub partition: i32,
+    /// UNSTABLE_OFFSET_COMMIT when a transaction holds an uncommitted offset for it and the
+    /// client asked for stable offsets only.
+    pub error_code: i16,
     /// -1 when nothing is committed.
     pub offset: i64,
     pub leader_epoch: i32,
@@ -118,9 +121,20 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+/// An offset committed inside a transaction (TxnOffsetCommit), applied at its commit marker.
+#[derive(Debug, Clone)]
+pub struct PendingTxnOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub value: OffsetAndMetadata,
+}
+
 pub struct GroupCoordinator {
     pub config: GroupConfig,
     groups: Mutex<HashMap<String, GroupMetadata>>,
+    /// By producer id. Kept in memory until the transaction ends; see `txn_commit_offsets`.
+    pending_txn_offsets: Mutex<HashMap<i64, Vec<PendingTxnOffset>>>,
     started: AtomicBool,
     last_retention_check: AtomicI64,
 }
@@ -137,6 +151,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             groups: Mutex::new(HashMap::new()),
+            pending_txn_offsets: Mutex::new(HashMap::new()),
             started: AtomicBool::new(false),
             last_retention_check: AtomicI64::new(0),
         }
@@ -524,19 +539,39 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> Vec<(String, Vec<FetchedOffset>)> {
         let groups = self.groups.lock();
         let g = groups.get(group_id).filter(|g| !g.is(GroupState::Dead));
+        let pending = self.pending_txn_offsets.lock();
+        let unstable = |topic: &str, partition: i32| {
+            require_stable
+                && pending
+                    .values()
+                    .flatten()
+                    .any(|p| p.group == group_id && p.topic == topic && p.partition == partition)
+        };
         let found = |topic: &str, partition: i32| -> FetchedOffset {
+            if unstable(topic, partition) {
+                return FetchedOffset {
+                    partition,
+                    error_code: UNSTABLE_OFFSET_COMMIT,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                };
+            }
             match g.and_then(|g| g.offsets.get(&(topic.to_string(), partition))) {
                 Some(o) => FetchedOffset {
                     partition,
+                    error_code: NONE,
                     offset: o.committed_offset,
                     leader_epoch: o.leader_epoch.unwrap_or(-1),
                     metadata: o.metadata.clone(),
                 },
                 None => FetchedOffset {
                     partition,
+                    error_code: NONE,
                     offset: -1,
                     leader_epoch: -1,
                     metadata: String::new(),
@@ -566,6 +601,82 @@ impl GroupCoordinator {
                         (t, offsets)
                     })
                     .collect()
+            }
+        }
+    }
+
+    /// The group-generation check of TxnOffsetCommit v3+ (KIP-447): a zombie from an older
+    /// generation cannot commit offsets through a transaction.
+    pub fn check_txn_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), i16> {
+        if generation_id < 0 && member_id.is_empty() {
+            return Ok(());
+        }
+        let groups = self.groups.lock();
+        let Some(g) = groups.get(group_id) else {
+            return Err(ILLEGAL_GENERATION);
+        };
+        validate_member(g, member_id, group_instance_id)?;
+        if generation_id != g.generation_id {
+            return Err(ILLEGAL_GENERATION);
+        }
+        Ok(())
+    }
+
+    /// TxnOffsetCommit: hold offsets committed inside producer `producer_id`'s transaction until
+    /// its marker. They live in memory only: a broker crash between the commit decision and the
+    /// marker loses them (the transaction's records stay committed), a gap Kafka closes by
+    /// writing them to the log as transactional records.
+    pub fn txn_commit_offsets(&self, producer_id: i64, offsets: Vec<PendingTxnOffset>) {
+        let mut pending = self.pending_txn_offsets.lock();
+        let entry = pending.entry(producer_id).or_default();
+        for o in offsets {
+            entry.retain(|p| {
+                !(p.group == o.group && p.topic == o.topic && p.partition == o.partition)
+            });
+            entry.push(o);
+        }
+    }
+
+    /// A transaction marker reached `__consumer_offsets`: commit makes the producer's pending
+    /// offsets the group's committed offsets (written as ordinary commit records), abort drops them.
+    pub fn complete_txn(&self, producer_id: i64, commit: bool, now: i64, log: &dyn OffsetsLog) {
+        let Some(pending) = self.pending_txn_offsets.lock().remove(&producer_id) else {
+            return;
+        };
+        if !commit || pending.is_empty() {
+            return;
+        }
+        let mut groups = self.groups.lock();
+        let mut by_group: BTreeMap<String, Vec<PendingTxnOffset>> = BTreeMap::new();
+        for p in pending {
+            by_group.entry(p.group.clone()).or_default().push(p);
+        }
+        for (group, offsets) in by_group {
+            let records: Vec<_> = offsets
+                .iter()
+                .map(|o| {
+                    (
+                        offset_key(&group, &o.topic, o.partition),
+                        Some(offset_value(&o.value)),
+                    )
+                })
+                .collect();
+            if let Err(e) = log.append(partition_for(&group, log.partition_count()), &records, now)
+            {
+                tracing::error!(group = %group, error = ?e, "writing transactional offset commits failed");
+                continue;
+            }
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| GroupMetadata::new(&group, now));
+            for o in offsets {
+                g.offsets.insert((o.topic, o.partition), o.value);
             }
         }
     }

@@ -476,7 +476,11 @@ pub fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let fetched = broker.groups.fetch_offsets(g.group_id.0.as_str(), topics);
+                let fetched = broker.groups.fetch_offsets(
+                    g.group_id.0.as_str(),
+                    topics,
+                    req.require_stable,
+                );
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_topics(
@@ -498,7 +502,10 @@ pub fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = broker.groups.fetch_offsets(req.group_id.0.as_str(), topics);
+    let fetched =
+        broker
+            .groups
+            .fetch_offsets(req.group_id.0.as_str(), topics, v >= 7 && req.require_stable);
     OffsetFetchResponse::default().with_topics(
         fetched
             .into_iter()
@@ -510,6 +517,7 @@ pub fn offset_fetch(
                             .map(|p| {
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(p.partition)
+                                    .with_error_code(p.error_code)
                                     .with_committed_offset(p.offset)
                                     .with_committed_leader_epoch(if v >= 5 {
                                         p.leader_epoch
@@ -528,6 +536,7 @@ pub fn offset_fetch(
 fn partition_v8(p: FetchedOffset) -> OffsetFetchResponsePartitions {
     OffsetFetchResponsePartitions::default()
         .with_partition_index(p.partition)
+        .with_error_code(p.error_code)
         .with_committed_offset(p.offset)
         .with_committed_leader_epoch(p.leader_epoch)
         .with_metadata(Some(s(p.metadata)))

@@ -70,6 +70,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
     api(ApiKey::EndTxn, 0, 5),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 2),
@@ -205,6 +206,9 @@ pub async fn handle(
         )),
         RequestKind::AddOffsetsToTxn(r) => Some(ResponseKind::AddOffsetsToTxn(
             txn::add_offsets_to_txn(broker, &ctx, r),
+        )),
+        RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
+            txn::txn_offset_commit(broker, &ctx, r),
         )),
         RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(txn::end_txn(broker, &ctx, r))),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(

@@ -1,10 +1,14 @@
-//! Producer ids and transactions: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn.
+//! Producer ids and transactions: InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+//! TxnOffsetCommit.
 //! The state lives in `txn::TransactionCoordinator`; these handlers translate the wire messages.
 
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::ErrorCode;
+use crate::group::coordinator::PendingTxnOffset;
+use crate::group::offsets::OffsetAndMetadata;
 use crate::group::{BrokerOffsetsLog, GroupConfig, OFFSETS_TOPIC};
+use crate::handlers::now_ms;
 use crate::txn::coordinator::PartitionResults;
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::TopicName;
@@ -21,6 +25,10 @@ use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::end_txn_response::EndTxnResponse;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -194,4 +202,93 @@ pub fn end_txn(
         Err(code) => fenced_code(code, ctx.version, 2),
     };
     EndTxnResponse::default().with_error_code(code.code())
+}
+
+/// TxnOffsetCommit: offsets a transactional producer commits for a consumer group, applied when
+/// its transaction commits (send_offsets_to_transaction, the heart of exactly-once pipelines).
+pub fn txn_offset_commit(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let group = req.group_id.0.to_string();
+    let config = GroupConfig::from_broker(&broker.config);
+    let partitions = BrokerOffsetsLog {
+        broker,
+        config: &config,
+    }
+    .ensure_topic();
+    let offsets_partition = crate::group::persistence::partition_for(&group, partitions);
+    let mut code = match broker.txn.partition_in_txn(
+        req.producer_id.0,
+        req.producer_epoch,
+        OFFSETS_TOPIC,
+        offsets_partition,
+    ) {
+        Ok(()) => ErrorCode::None.code(),
+        Err(c) => fenced_code(c, ctx.version, 3).code(),
+    };
+    if code == 0 && ctx.version >= 3 {
+        if let Err(c) = broker.groups.check_txn_member(
+            &group,
+            req.member_id.as_str(),
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+        ) {
+            code = c;
+        }
+    }
+    let now = now_ms();
+    let mut pending = Vec::new();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let image = broker.metadata.image();
+            let known = image.topic(&t.name.0);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let exists = known.is_some_and(|m| {
+                        p.partition_index >= 0 && (p.partition_index as usize) < m.partitions.len()
+                    });
+                    let c = if code != 0 {
+                        code
+                    } else if !exists {
+                        ErrorCode::UnknownTopicOrPartition.code()
+                    } else {
+                        pending.push(PendingTxnOffset {
+                            group: group.clone(),
+                            topic: t.name.0.to_string(),
+                            partition: p.partition_index,
+                            value: OffsetAndMetadata {
+                                committed_offset: p.committed_offset,
+                                leader_epoch: (p.committed_leader_epoch >= 0)
+                                    .then_some(p.committed_leader_epoch),
+                                metadata: p
+                                    .committed_metadata
+                                    .as_ref()
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_default(),
+                                commit_timestamp: now,
+                                expire_timestamp: None,
+                            },
+                        });
+                        0
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(c)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    if !pending.is_empty() {
+        broker.groups.txn_commit_offsets(req.producer_id.0, pending);
+    }
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }
