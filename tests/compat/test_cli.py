@@ -114,3 +114,41 @@ def test_cli_consume(server, topic, strom_cli):
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert len(lines) == 1, out
     assert "hk" in lines[0] and "hv0" in lines[0] and str(ts) in lines[0] and "value-0" in lines[0], lines[0]
+
+
+def test_cli_group_list_describe_reset_delete(server, topic, strom_cli):
+    """`strom group` like kafka-consumer-groups.sh: lag per partition, offsets reset, deletion."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    create_topic(server.bootstrap, topic, 2)
+    produce_all(producer(server.bootstrap), [{"topic": topic, "value": b"v%d" % i, "partition": i % 2}
+                                             for i in range(10)])
+    group = f"cli-group-{topic}"
+    c = Consumer({"bootstrap.servers": server.bootstrap, "group.id": group, "enable.auto.commit": False})
+    # Commit 3 of partition 0's 5 records and all of partition 1's: lag 2 and 0.
+    deadline = time.monotonic() + OP_TIMEOUT
+    while True:  # a fresh Kafka answers NOT_COORDINATOR while it loads __consumer_offsets
+        try:
+            c.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 5)], asynchronous=False)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    c.close()
+
+    assert group in cli(strom_cli, server, "group", "list").stdout.split()
+    rows = [line.split("\t") for line in cli(strom_cli, server, "group", "describe", group).stdout.splitlines()[1:]]
+    lag = {int(r[2]): (int(r[3]), int(r[4]), int(r[5])) for r in rows if r[1] == topic}
+    assert lag == {0: (3, 5, 2), 1: (5, 5, 0)}, rows
+
+    dry = cli(strom_cli, server, "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--dry-run")
+    assert sorted(line.split("\t")[3] for line in dry.stdout.splitlines()[1:]) == ["0", "0"]
+    rows = [line.split("\t") for line in cli(strom_cli, server, "group", "describe", group).stdout.splitlines()[1:]]
+    assert {int(r[2]): int(r[3]) for r in rows} == {0: 3, 1: 5}, "a dry run changes nothing"
+    cli(strom_cli, server, "group", "reset-offsets", group, "--topic", f"{topic}:1", "--shift-by", "-2", "--execute")
+    rows = [line.split("\t") for line in cli(strom_cli, server, "group", "describe", group).stdout.splitlines()[1:]]
+    assert {int(r[2]): int(r[3]) for r in rows} == {0: 3, 1: 3}
+
+    cli(strom_cli, server, "group", "delete", group)
+    assert group not in cli(strom_cli, server, "group", "list").stdout.split()

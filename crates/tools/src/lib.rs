@@ -10,6 +10,7 @@ mod common;
 mod consume;
 mod describe_topics;
 mod format;
+mod group;
 mod produce;
 mod topic;
 mod transactions;
@@ -19,6 +20,7 @@ use clap::Subcommand;
 
 pub use bench::{BenchCommand, BenchConsumeArgs, BenchProduceArgs};
 pub use consume::ConsumeArgs;
+pub use group::GroupCommand;
 pub use produce::ProduceArgs;
 pub use topic::TopicCommand;
 pub use transactions::TransactionsCommand;
@@ -40,6 +42,11 @@ pub enum ToolCommand {
         #[command(subcommand)]
         cmd: BenchCommand,
     },
+    /// List, describe, reset offsets of and delete consumer groups, like kafka-consumer-groups.sh.
+    Group {
+        #[command(subcommand)]
+        cmd: GroupCommand,
+    },
     /// List, describe, find hanging and abort transactions, like kafka-transactions.sh.
     Transactions {
         #[command(subcommand)]
@@ -54,6 +61,7 @@ pub fn run(cmd: ToolCommand) -> anyhow::Result<()> {
         ToolCommand::Produce(args) => produce::run(*args),
         ToolCommand::Consume(args) => consume::run(*args),
         ToolCommand::Bench { cmd } => bench::run(cmd),
+        ToolCommand::Group { cmd } => group::run(cmd),
         ToolCommand::Transactions { cmd } => transactions::run(cmd),
     }
 }
