@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "strom", version, about = "A Kafka-compatible event streaming platform")]
+#[command(
+    name = "strom",
+    version,
+    about = "A Kafka-compatible event streaming platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +28,11 @@ enum Command {
         /// Override a configuration key: --override key=value (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+    /// Run a Kafka Connect worker, like connect-standalone.sh / connect-distributed.sh.
+    Connect {
+        #[command(subcommand)]
+        cmd: strom_connect::ConnectCommand,
     },
     #[command(flatten)]
     Tool(tools::ToolCommand),
@@ -40,6 +49,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
+        Command::Connect { cmd } => strom_connect::run(cmd, strom_connectors::plugins()),
         Command::Tool(t) => tools::run(t),
     };
     match result {

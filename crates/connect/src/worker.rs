@@ -1,0 +1,638 @@
+//! The worker (`Worker`, `WorkerSourceTask`, `WorkerSinkTask`): runs each task on a thread of its
+//! own, between the task and Kafka, through converters and transforms.
+//!
+//! Kafka is reached only through librdkafka (`rdkafka`), as any client would.
+//!
+//! **Source offsets** are committed only for records Kafka has acknowledged: at each commit
+//! (`offset.flush.interval.ms`, and when the task stops) the producer is flushed first; if any
+//! delivery failed the task fails and nothing is committed. Offsets are therefore at-least-once
+//! across a crash (records sent since the last commit are sent again), and exact across a clean stop.
+//!
+//! **Sink offsets** are committed to the consumer group `connect-<connector>` after
+//! [`SinkTask::pre_commit`] says what is safe, at the same interval and on stop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as KHeader, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::util::Timeout;
+use serde::Serialize;
+
+use crate::config_def::{ConfigMap, parse_list};
+use crate::connector::{
+    ConnectRecord, Header, SinkRecord, SinkTask, SourceOffset, SourcePartition, SourceTask,
+    SourceTaskContext, TopicPartition,
+};
+use crate::converter::{Converter, configured_converter};
+use crate::error::{ConnectError, Result};
+use crate::offset_store::{ConnectorOffsetReader, FileOffsetStore};
+use crate::transforms::TransformChain;
+use crate::worker_config::WorkerConfig;
+
+/// Connector and task states, as the REST API shows them (`AbstractStatus.State`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    Unassigned,
+    Running,
+    Paused,
+    Failed,
+    Restarting,
+    Stopped,
+}
+
+/// A state and, for FAILED, the error that caused it.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub state: State,
+    pub trace: Option<String>,
+}
+
+/// Shared between a task's thread and the herder.
+pub struct TaskControl {
+    stop: AtomicBool,
+    paused: AtomicBool,
+    status: Mutex<Status>,
+}
+
+impl TaskControl {
+    fn new(paused: bool) -> Arc<TaskControl> {
+        Arc::new(TaskControl {
+            stop: AtomicBool::new(false),
+            paused: AtomicBool::new(paused),
+            status: Mutex::new(Status {
+                state: State::Unassigned,
+                trace: None,
+            }),
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+
+    fn set(&self, state: State, trace: Option<String>) {
+        *self.status.lock() = Status { state, trace };
+    }
+
+    fn fail(&self, id: &str, e: &ConnectError) {
+        tracing::error!(task = id, error = %e, "task failed; it stays FAILED until restarted");
+        self.set(
+            State::Failed,
+            Some(format!(
+                "org.apache.kafka.connect.errors.ConnectException: {e}\n\tat strom task {id}"
+            )),
+        );
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+}
+
+/// A running task: its control block and thread.
+pub struct TaskHandle {
+    pub id: usize,
+    pub control: Arc<TaskControl>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TaskHandle {
+    /// Asks the task to stop without waiting (so several tasks can wind down together).
+    pub fn request_stop(&self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the task to stop and waits up to `timeout` for it (`task.shutdown.graceful.timeout.ms`).
+    pub fn stop(&mut self, timeout: Duration) {
+        self.request_stop();
+        if let Some(t) = self.thread.take() {
+            let deadline = Instant::now() + timeout;
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                // The thread is left to finish on its own; it will not start new work.
+                tracing::warn!(task = self.id, "graceful stop of task timed out");
+            }
+        }
+    }
+}
+
+/// The worker: its config, the offsets store, and how to build clients.
+pub struct Worker {
+    pub config: WorkerConfig,
+    pub offsets: Arc<FileOffsetStore>,
+}
+
+/// What a task needs from its connector's config.
+struct TaskSetup {
+    id: String,
+    connector: String,
+    key_converter: Box<dyn Converter>,
+    value_converter: Box<dyn Converter>,
+    transforms: TransformChain,
+    tolerate_errors: bool,
+}
+
+impl Worker {
+    pub fn new(config: WorkerConfig) -> Result<Worker> {
+        let offsets = Arc::new(FileOffsetStore::open(&config.offset_storage_file)?);
+        Ok(Worker { config, offsets })
+    }
+
+    /// Converters (connector config overrides the worker's), transforms and error tolerance.
+    fn setup(&self, connector: &str, task: usize, cc: &ConfigMap) -> Result<TaskSetup> {
+        let conv = |side: &str, is_key: bool| -> Result<Box<dyn Converter>> {
+            let key = format!("{side}.converter");
+            let (class, props) = match cc.get(&key) {
+                Some(class) => (
+                    class.clone(),
+                    WorkerConfig::with_prefix(cc, &format!("{key}.")),
+                ),
+                None => (
+                    if is_key {
+                        self.config.key_converter.clone()
+                    } else {
+                        self.config.value_converter.clone()
+                    },
+                    WorkerConfig::with_prefix(&self.config.props, &format!("{key}.")),
+                ),
+            };
+            configured_converter(&key, &class, &props, is_key)
+        };
+        Ok(TaskSetup {
+            id: format!("{connector}-{task}"),
+            connector: connector.to_string(),
+            key_converter: conv("key", true)?,
+            value_converter: conv("value", false)?,
+            transforms: TransformChain::from_config(cc)?,
+            tolerate_errors: cc
+                .get("errors.tolerance")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
+        })
+    }
+
+    /// librdkafka config: bootstrap servers, then `<kind>.` worker overrides, then the connector's
+    /// `<kind>.override.` keys.
+    fn client_config(&self, kind: &str, cc: &ConfigMap) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.config.bootstrap_servers);
+        for (k, v) in WorkerConfig::with_prefix(&self.config.props, &format!("{kind}.")) {
+            c.set(k, v);
+        }
+        for (k, v) in WorkerConfig::with_prefix(cc, &format!("{kind}.override.")) {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Starts a source task thread. Set-up errors show as a FAILED task, as in Kafka.
+    pub fn start_source_task(
+        self: &Arc<Self>,
+        connector: &str,
+        id: usize,
+        mut task: Box<dyn SourceTask>,
+        task_config: ConfigMap,
+        connector_config: &ConfigMap,
+        paused: bool,
+    ) -> TaskHandle {
+        let control = TaskControl::new(paused);
+        let worker = self.clone();
+        let cc = connector_config.clone();
+        let name = connector.to_string();
+        let ctl = control.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("task-{name}-{id}"))
+            .spawn(move || {
+                let task_id = format!("{name}-{id}");
+                let setup = match worker.setup(&name, id, &cc) {
+                    Ok(s) => s,
+                    Err(e) => return ctl.fail(&task_id, &e),
+                };
+                task.initialize(SourceTaskContext {
+                    offset_storage_reader: Arc::new(ConnectorOffsetReader {
+                        store: worker.offsets.clone(),
+                        connector: name.clone(),
+                    }),
+                });
+                if let Err(e) = task.start(&task_config) {
+                    return ctl.fail(&task_id, &e);
+                }
+                let result = run_source(&worker, &cc, setup, task.as_mut(), &ctl);
+                task.stop();
+                match result {
+                    Ok(()) => ctl.set(State::Unassigned, None),
+                    Err(e) => ctl.fail(&task_id, &e),
+                }
+            });
+        spawned(id, control, thread)
+    }
+
+    /// Starts a sink task thread.
+    pub fn start_sink_task(
+        self: &Arc<Self>,
+        connector: &str,
+        id: usize,
+        mut task: Box<dyn SinkTask>,
+        task_config: ConfigMap,
+        connector_config: &ConfigMap,
+        paused: bool,
+    ) -> TaskHandle {
+        let control = TaskControl::new(paused);
+        let worker = self.clone();
+        let cc = connector_config.clone();
+        let name = connector.to_string();
+        let ctl = control.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("task-{name}-{id}"))
+            .spawn(move || {
+                let task_id = format!("{name}-{id}");
+                let setup = match worker.setup(&name, id, &cc) {
+                    Ok(s) => s,
+                    Err(e) => return ctl.fail(&task_id, &e),
+                };
+                if let Err(e) = task.start(&task_config) {
+                    return ctl.fail(&task_id, &e);
+                }
+                let result = run_sink(&worker, &cc, setup, task.as_mut(), &ctl);
+                task.stop();
+                match result {
+                    Ok(()) => ctl.set(State::Unassigned, None),
+                    Err(e) => ctl.fail(&task_id, &e),
+                }
+            });
+        spawned(id, control, thread)
+    }
+}
+
+fn spawned(
+    id: usize,
+    control: Arc<TaskControl>,
+    thread: std::io::Result<JoinHandle<()>>,
+) -> TaskHandle {
+    let thread = match thread {
+        Ok(t) => Some(t),
+        Err(e) => {
+            control.fail(
+                &id.to_string(),
+                &ConnectError::connect(format!("cannot start task thread: {e}")),
+            );
+            None
+        }
+    };
+    TaskHandle {
+        id,
+        control,
+        thread,
+    }
+}
+
+/// Remembers the first failed delivery, so the next offset commit can refuse to commit past it.
+#[derive(Default)]
+struct DeliveryTracker {
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result {
+            let mut f = self.failed.lock();
+            if f.is_none() {
+                *f = Some(format!(
+                    "failed to send a record to topic {}: {e}",
+                    m.topic()
+                ));
+            }
+        }
+    }
+}
+
+fn run_source(
+    worker: &Worker,
+    cc: &ConfigMap,
+    setup: TaskSetup,
+    task: &mut dyn SourceTask,
+    ctl: &TaskControl,
+) -> Result<()> {
+    let mut pc = worker.client_config("producer", cc);
+    // Kafka Connect's producer defaults: wait for all replicas, keep order on retry.
+    for (k, v) in [
+        ("acks", "all"),
+        ("enable.idempotence", "true"),
+        ("linger.ms", "5"),
+    ] {
+        if pc.get(k).is_none() {
+            pc.set(k, v);
+        }
+    }
+    let producer: BaseProducer<DeliveryTracker> = pc
+        .create_with_context(DeliveryTracker::default())
+        .map_err(|e| ConnectError::Kafka(format!("cannot create producer: {e}")))?;
+    let interval = Duration::from_millis(worker.config.offset_flush_interval_ms);
+    let flush_timeout = Duration::from_millis(worker.config.offset_flush_timeout_ms.max(1000));
+    let mut pending: BTreeMap<String, (SourcePartition, SourceOffset)> = BTreeMap::new();
+    let mut last_commit = Instant::now();
+
+    let commit = |pending: &mut BTreeMap<String, (SourcePartition, SourceOffset)>,
+                  timeout: Duration|
+     -> Result<bool> {
+        if pending.is_empty() {
+            return Ok(true);
+        }
+        if producer.flush(Timeout::After(timeout)).is_err() {
+            // Not everything is acknowledged yet: keep the offsets and try at the next interval.
+            tracing::warn!(task = %setup.id, "offset commit postponed: producer flush timed out");
+            return Ok(false);
+        }
+        if let Some(err) = producer.context().failed.lock().take() {
+            return Err(ConnectError::Kafka(err));
+        }
+        let batch: Vec<(SourcePartition, SourceOffset)> = pending.values().cloned().collect();
+        worker.offsets.commit(&setup.connector, &batch)?;
+        pending.clear();
+        tracing::debug!(task = %setup.id, partitions = batch.len(), "committed source offsets");
+        Ok(true)
+    };
+
+    while !ctl.stop.load(Ordering::SeqCst) {
+        if ctl.paused.load(Ordering::SeqCst) {
+            ctl.set(State::Paused, None);
+            producer.poll(Duration::from_millis(100));
+            if last_commit.elapsed() >= interval {
+                commit(&mut pending, flush_timeout)?;
+                last_commit = Instant::now();
+            }
+            continue;
+        }
+        ctl.set(State::Running, None);
+        let records = task.poll()?;
+        for r in records {
+            let key = serde_json::Value::Object(r.source_partition.clone()).to_string();
+            let (partition, offset) = (r.source_partition, r.source_offset);
+            match convert_and_send(&producer, &setup, r.record, &ctl.stop) {
+                Ok(()) => {}
+                Err(e) if setup.tolerate_errors => {
+                    tracing::warn!(task = %setup.id, error = %e, "skipping record (errors.tolerance=all)");
+                }
+                Err(e) => return Err(e),
+            }
+            // Even a record a transform dropped moves the source position on.
+            pending.insert(key, (partition, offset));
+        }
+        producer.poll(Duration::ZERO);
+        if let Some(err) = producer.context().failed.lock().take() {
+            return Err(ConnectError::Kafka(err));
+        }
+        if last_commit.elapsed() >= interval {
+            if commit(&mut pending, flush_timeout)? {
+                task.commit()?;
+            }
+            last_commit = Instant::now();
+        }
+    }
+    // Clean stop: everything polled is sent, acknowledged and its offsets committed.
+    let graceful = Duration::from_millis(worker.config.task_shutdown_graceful_timeout_ms.max(1000));
+    if commit(&mut pending, graceful)? {
+        task.commit()?;
+    }
+    Ok(())
+}
+
+fn convert_and_send(
+    producer: &BaseProducer<DeliveryTracker>,
+    setup: &TaskSetup,
+    record: ConnectRecord,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let Some(record) = setup.transforms.apply(record)? else {
+        return Ok(());
+    };
+    let key = setup.key_converter.from_connect_data(
+        &record.topic,
+        record.key_schema.as_deref(),
+        &record.key,
+    )?;
+    let value = setup.value_converter.from_connect_data(
+        &record.topic,
+        record.value_schema.as_deref(),
+        &record.value,
+    )?;
+    let mut headers = OwnedHeaders::new();
+    for h in &record.headers {
+        headers = headers.insert(KHeader {
+            key: &h.key,
+            value: h.value.as_deref(),
+        });
+    }
+    let mut br: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&record.topic).headers(headers);
+    if let Some(k) = key.as_deref() {
+        br = br.key(k);
+    }
+    if let Some(v) = value.as_deref() {
+        br = br.payload(v);
+    }
+    if let Some(p) = record.kafka_partition {
+        br = br.partition(p);
+    }
+    if let Some(ts) = record.timestamp {
+        br = br.timestamp(ts);
+    }
+    loop {
+        match producer.send(br) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // Back-pressure: serve delivery reports until the local queue has room.
+                producer.poll(Duration::from_millis(100));
+                if stop.load(Ordering::SeqCst) && producer.in_flight_count() > 1_000_000 {
+                    return Err(ConnectError::Kafka(
+                        "producer queue full at shutdown".into(),
+                    ));
+                }
+                br = back;
+            }
+            Err((e, _)) => {
+                return Err(ConnectError::Kafka(format!(
+                    "failed to send a record to topic {}: {e}",
+                    record.topic
+                )));
+            }
+        }
+    }
+}
+
+/// The largest batch handed to one `put`.
+const MAX_SINK_BATCH: usize = 500;
+
+fn run_sink(
+    worker: &Worker,
+    cc: &ConfigMap,
+    setup: TaskSetup,
+    task: &mut dyn SinkTask,
+    ctl: &TaskControl,
+) -> Result<()> {
+    let mut consumer_config = worker.client_config("consumer", cc);
+    consumer_config.set("group.id", format!("connect-{}", setup.connector));
+    for (k, v) in [
+        ("enable.auto.commit", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", "false"),
+    ] {
+        if consumer_config.get(k).is_none() {
+            consumer_config.set(k, v);
+        }
+    }
+    let consumer: BaseConsumer = consumer_config
+        .create()
+        .map_err(|e| ConnectError::Kafka(format!("cannot create consumer: {e}")))?;
+    let topics = parse_list(cc.get("topics").map(String::as_str).unwrap_or(""));
+    if topics.is_empty() {
+        let regex = cc.get("topics.regex").cloned().unwrap_or_default();
+        // librdkafka treats a subscription starting with ^ as a regex.
+        let pattern = if regex.starts_with('^') {
+            regex
+        } else {
+            format!("^{regex}")
+        };
+        consumer.subscribe(&[pattern.as_str()])?;
+    } else {
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs)?;
+    }
+    let interval = Duration::from_millis(worker.config.offset_flush_interval_ms);
+    let mut offsets: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut last_commit = Instant::now();
+    let mut paused = false;
+
+    let commit = |task: &mut dyn SinkTask,
+                  offsets: &BTreeMap<TopicPartition, i64>,
+                  committed: &mut BTreeMap<TopicPartition, i64>|
+     -> Result<()> {
+        if offsets.is_empty() || offsets == committed {
+            return Ok(());
+        }
+        let safe = task.pre_commit(offsets)?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (tp, off) in &safe {
+            if committed.get(tp) == Some(off) {
+                continue;
+            }
+            tpl.add_partition_offset(&tp.topic, tp.partition, rdkafka::Offset::Offset(*off))?;
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync)?;
+        }
+        committed.extend(safe);
+        Ok(())
+    };
+
+    while !ctl.stop.load(Ordering::SeqCst) {
+        let want_pause = ctl.paused.load(Ordering::SeqCst);
+        if want_pause != paused {
+            // Pausing the fetch keeps group membership alive while no records arrive.
+            if let Ok(assignment) = consumer.assignment() {
+                if want_pause {
+                    let _ = consumer.pause(&assignment);
+                } else {
+                    let _ = consumer.resume(&assignment);
+                }
+            }
+            paused = want_pause;
+        }
+        ctl.set(
+            if paused {
+                State::Paused
+            } else {
+                State::Running
+            },
+            None,
+        );
+        let mut batch = Vec::new();
+        let mut wait = Duration::from_millis(200);
+        while batch.len() < MAX_SINK_BATCH {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(task = %setup.id, error = %e, "consumer error");
+                    break;
+                }
+                Some(Ok(m)) => {
+                    let tp = TopicPartition {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                    };
+                    offsets.insert(tp, m.offset() + 1);
+                    match to_sink_record(&setup, &m) {
+                        Ok(Some(r)) => batch.push(r),
+                        Ok(None) => {}
+                        Err(e) if setup.tolerate_errors => {
+                            tracing::warn!(task = %setup.id, error = %e, "skipping record (errors.tolerance=all)");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    wait = Duration::ZERO;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            task.put(batch)?;
+        }
+        if last_commit.elapsed() >= interval {
+            commit(task, &offsets, &mut committed)?;
+            last_commit = Instant::now();
+        }
+    }
+    commit(task, &offsets, &mut committed)?;
+    Ok(())
+}
+
+fn to_sink_record(
+    setup: &TaskSetup,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> Result<Option<SinkRecord>> {
+    let topic = m.topic();
+    let key = setup.key_converter.to_connect_data(topic, m.key())?;
+    let value = setup.value_converter.to_connect_data(topic, m.payload())?;
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| Header {
+                    key: h.key.to_string(),
+                    value: h.value.map(<[u8]>::to_vec),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let record = ConnectRecord {
+        topic: topic.to_string(),
+        kafka_partition: Some(m.partition()),
+        key_schema: key.schema,
+        key: key.value,
+        value_schema: value.schema,
+        value: value.value,
+        timestamp: m.timestamp().to_millis(),
+        headers,
+        kafka_offset: Some(m.offset()),
+    };
+    Ok(setup
+        .transforms
+        .apply(record)?
+        .map(|record| SinkRecord { record }))
+}
