@@ -29,6 +29,12 @@ export STROM_BIN="$CARGO_TARGET_DIR/release/strom"
 step "cargo test --workspace"
 cargo test --workspace
 
+# Benchmarks are not tests, but a few seconds of the harness keep it from rotting (issue: bench).
+if [ "${COMPAT_TARGET:-strom}" = strom ]; then
+  step "bench smoke run (bench/smoke_test.sh)"
+  bash bench/smoke_test.sh
+fi
+
 step "pytest tests/compat (target: ${COMPAT_TARGET:-strom})"
 status=0
 "$VENV/bin/python" -m pytest tests/compat -p no:cacheprovider "$@" || status=$?

@@ -35,6 +35,11 @@ impl Broker {
         let topic_configs = TopicConfigs::new(&config);
         let replicas = ReplicaManager::new(dir, config.node_id);
         let image = metadata.image();
+        // Dynamic broker configs (AlterConfigs) change topic defaults: load them first.
+        topic_configs.set_dynamic(crate::log_manager::dynamic_broker_configs(
+            &image,
+            config.node_id,
+        ));
         for topic in image.topics.values() {
             let log_config = topic_configs.log_config(&topic.configs);
             replicas

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod log_manager;
 pub mod producer_id_manager;
 pub mod replica;
 pub mod server;

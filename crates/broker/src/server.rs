@@ -53,6 +53,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
         tokio::spawn(accept_loop(broker.clone(), name, socket));
     }
     tokio::spawn(abort_expired_transactions(broker.clone()));
+    crate::log_manager::spawn(&broker);
     Ok(RunningServer {
         broker,
         local_addrs,

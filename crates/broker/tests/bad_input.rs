@@ -204,7 +204,9 @@ async fn malformed_frames_close_only_their_connection() {
     assert!(exchange(addr, &huge, ApiKey::Metadata, 1).await.is_none());
     let mut compact = BytesMut::new();
     compact.put_i32(16);
-    compact.put_slice(&[0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    compact.put_slice(&[
+        0, 3, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+    ]);
     let _ = exchange(addr, &compact, ApiKey::Metadata, 12).await;
     still_serves(addr).await;
     // Produce v2: advertised (for old librdkafka) but refused, as Kafka 4 does.

@@ -21,6 +21,26 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `cleanup.policy` contains `delete`: closed segments expire by `retention.ms` and
+    /// `retention.bytes`.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
+    /// `retention.ms`: a closed segment whose newest timestamp is older than this is deleted;
+    /// -1 keeps data forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: the oldest closed segments are deleted while the log is larger than
+    /// this; -1 means no limit.
+    pub retention_bytes: i64,
+    /// `delete.retention.ms`: how long a tombstone survives on a compacted topic.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with dirty records older than this is cleaned whatever
+    /// its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of dirty bytes at which a log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -31,6 +51,14 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }

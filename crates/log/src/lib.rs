@@ -10,6 +10,7 @@
 //! Must not touch: sockets, the wire protocol's request/response types, metadata or clustering.
 
 pub mod batch;
+mod cleaner;
 mod config;
 pub mod control;
 pub mod error;
@@ -18,7 +19,9 @@ mod index_file;
 pub mod log;
 mod partition_metadata;
 pub mod producer_state;
+mod records;
 mod recovery;
+mod retention;
 mod scan;
 pub mod segment;
 pub mod time_index;
@@ -26,6 +29,8 @@ pub mod txn_index;
 pub mod validate;
 
 pub use batch::{BATCH_HEADER_LEN, BatchHeader};
+pub use cleaner::CleanStats;
 pub use control::TxnMarker;
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, FetchSlice, Log, LogConfig, TimestampType};
+pub use retention::RetentionStats;

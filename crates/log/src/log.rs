@@ -64,16 +64,16 @@ impl FetchSlice {
 }
 
 /// An immutable view of the log that readers work from.
-struct Snapshot {
-    segments: Arc<Vec<Arc<LogSegment>>>,
-    log_start_offset: i64,
-    log_end_offset: i64,
+pub(crate) struct Snapshot {
+    pub(crate) segments: Arc<Vec<Arc<LogSegment>>>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) log_end_offset: i64,
     /// Bytes of the active (last) segment that hold complete batches.
-    active_end: u64,
+    pub(crate) active_end: u64,
     /// Sum of the sizes of all segments but the active one.
-    inactive_bytes: u64,
+    pub(crate) inactive_bytes: u64,
     /// First offset of the oldest open transaction, if any: the last stable offset's bound.
-    first_unstable_offset: Option<i64>,
+    pub(crate) first_unstable_offset: Option<i64>,
 }
 
 impl Snapshot {
@@ -92,19 +92,21 @@ impl Snapshot {
 }
 
 pub struct Log {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     topic_id: [u8; 16],
     config: RwLock<LogConfig>,
     /// Serialises appends, rolls and close, and holds the idempotent producers' state, which
-    /// only changes with appends.
-    writer: Mutex<ProducerStateManager>,
+    /// only changes with appends. Retention and the cleaner take it to swap segments.
+    pub(crate) writer: Mutex<ProducerStateManager>,
     /// Aborted transactions, for read_committed fetches; changed only under `writer`.
-    aborted: RwLock<TxnIndex>,
-    snapshot: RwLock<Arc<Snapshot>>,
+    pub(crate) aborted: RwLock<TxnIndex>,
+    pub(crate) snapshot: RwLock<Arc<Snapshot>>,
+    /// Held by retention and the cleaner for a whole pass, so they never work on one log at once.
+    pub(crate) maintenance: Mutex<()>,
     /// Set by `close`: the clean-shutdown marker is on disk and must go before new data does.
     marker_written: AtomicBool,
     /// A segment was created since the directory was last fsynced.
-    dir_dirty: AtomicBool,
+    pub(crate) dir_dirty: AtomicBool,
 }
 
 fn now_ms() -> i64 {
@@ -128,6 +130,8 @@ impl Log {
         fs::create_dir_all(dir)
             .map_err(|e| LogError::io("creating partition directory", dir, e))?;
         let topic_id = partition_metadata::load_or_create(dir, topic_id)?;
+        // A clean interrupted by a crash: finish its swap or throw its output away.
+        crate::cleaner::recover_swaps(dir)?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         let now = now_ms();
@@ -173,7 +177,10 @@ impl Log {
         if clean {
             fs::remove_file(&marker).map_err(|e| LogError::io("removing", &marker, e))?;
         }
-        let log_start_offset = bases[0];
+        // DeleteRecords may have moved the start past the first segment's base.
+        let log_start_offset = crate::retention::read_log_start_offset(dir)?
+            .map_or(bases[0], |checkpoint| checkpoint.max(bases[0]))
+            .min(log_end_offset);
         let active_end = segments.last().map_or(0, |s| s.size());
         let inactive_bytes = segments.iter().rev().skip(1).map(|s| s.size()).sum();
         let mut aborted = TxnIndex::load(dir, &bases, log_end_offset)?;
@@ -203,6 +210,7 @@ impl Log {
                 inactive_bytes,
                 first_unstable_offset,
             })),
+            maintenance: Mutex::new(()),
             marker_written: AtomicBool::new(false),
             dir_dirty: AtomicBool::new(true),
         })
@@ -225,7 +233,7 @@ impl Log {
         *self.config.write() = config;
     }
 
-    fn snapshot(&self) -> Arc<Snapshot> {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().clone()
     }
 
@@ -262,6 +270,14 @@ impl Log {
             return Err(LogError::InvalidRecord(
                 "client produce requests must not contain control batches".into(),
             ));
+        }
+        if config.cleanup_compact && !markers {
+            for valid in &batches {
+                let end = valid.position + valid.header.total_len();
+                if let Some(bytes) = records.get(valid.position..end) {
+                    crate::records::check_keys(bytes, &valid.header)?;
+                }
+            }
         }
         let segment_bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
         if records.len() as u64 > segment_bytes {
@@ -509,6 +525,10 @@ impl Log {
                 && let Some(found) = segment.find_offset_by_timestamp(ts)?
                 && found.0 < snapshot.log_end_offset
             {
+                if found.0 < snapshot.log_start_offset {
+                    // Records below the start are deleted (DeleteRecords): the first one left.
+                    return Ok(Some((snapshot.log_start_offset, found.1)));
+                }
                 return Ok(Some(found));
             }
         }

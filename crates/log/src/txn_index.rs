@@ -93,6 +93,17 @@ impl TxnIndex {
         Ok(())
     }
 
+    /// The whole entries of the aborted transactions overlapping `[from, to)` (the log cleaner
+    /// drops their records).
+    pub fn entries_overlapping(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.entries.partition_point(|e| e.last_offset < from);
+        self.entries[start..]
+            .iter()
+            .filter(|e| e.first_offset < to)
+            .copied()
+            .collect()
+    }
+
     /// Aborted transactions that overlap `[from, to)`: what a read_committed fetch of that range
     /// must return, as (producer id, first offset).
     pub fn overlapping(&self, from: i64, to: i64) -> Vec<(i64, i64)> {

@@ -13,6 +13,10 @@ pub struct MetadataImage {
     /// The first producer id not yet handed out in a block (Kafka's AllocateProducerIds).
     #[serde(default)]
     pub next_producer_id_block: i64,
+    /// Dynamic broker configs (AlterConfigs on a broker resource), by resource name: "" for the
+    /// cluster-wide default, a node id for one broker; each maps Kafka's broker keys to values.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

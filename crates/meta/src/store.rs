@@ -77,6 +77,7 @@ impl MetadataStore {
                 epoch: 0,
                 topics: BTreeMap::new(),
                 next_producer_id_block: 0,
+                broker_configs: BTreeMap::new(),
             },
             Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
         };
@@ -140,6 +141,38 @@ impl MetadataStore {
             let first = topic.partitions.len() as i32;
             topic.partitions.extend(partitions_from(first, placement));
             Ok(topic.clone())
+        })
+    }
+
+    /// Replace a topic's config overrides (AlterConfigs / IncrementalAlterConfigs).
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, MetaError> {
+        self.update(|image| {
+            let topic = image
+                .topics
+                .get_mut(name)
+                .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+            topic.configs = configs;
+            Ok(topic.clone())
+        })
+    }
+
+    /// Replace the dynamic broker configs of one resource ("" = cluster default, or a node id).
+    pub fn set_broker_configs(
+        &self,
+        resource: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetaError> {
+        self.update(|image| {
+            if configs.is_empty() {
+                image.broker_configs.remove(resource);
+            } else {
+                image.broker_configs.insert(resource.to_string(), configs);
+            }
+            Ok(())
         })
     }
 
@@ -299,5 +332,29 @@ mod tests {
             MetadataStore::open(dir.path(), 2),
             Err(MetaError::NodeIdMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn topic_and_broker_configs_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = MetadataStore::open(dir.path(), 1).expect("open");
+        store
+            .create_topic("t", vec![vec![1]], BTreeMap::new())
+            .expect("create");
+        let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        store.set_topic_configs("t", configs.clone()).expect("set");
+        assert!(matches!(
+            store.set_topic_configs("missing", BTreeMap::new()),
+            Err(MetaError::UnknownTopic(_))
+        ));
+        let broker = BTreeMap::from([("log.retention.ms".to_string(), "5".to_string())]);
+        store
+            .set_broker_configs("", broker.clone())
+            .expect("broker");
+        drop(store);
+        let store = MetadataStore::open(dir.path(), 1).expect("reopen");
+        let image = store.image();
+        assert_eq!(image.topic("t").expect("t").configs, configs);
+        assert_eq!(image.broker_configs.get(""), Some(&broker));
     }
 }

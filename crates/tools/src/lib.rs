@@ -7,6 +7,7 @@
 
 mod bench;
 mod common;
+mod configs;
 mod consume;
 mod describe_topics;
 mod format;
@@ -19,6 +20,7 @@ mod wire;
 use clap::Subcommand;
 
 pub use bench::{BenchCommand, BenchConsumeArgs, BenchProduceArgs};
+pub use configs::ConfigsCommand;
 pub use consume::ConsumeArgs;
 pub use group::GroupCommand;
 pub use produce::ProduceArgs;
@@ -32,6 +34,11 @@ pub enum ToolCommand {
     Topic {
         #[command(subcommand)]
         cmd: TopicCommand,
+    },
+    /// Describe and alter topic and broker configs, like kafka-configs.sh.
+    Configs {
+        #[command(subcommand)]
+        cmd: ConfigsCommand,
     },
     /// Read records from stdin, one per line, and produce them, like kafka-console-producer.sh.
     Produce(Box<ProduceArgs>),
@@ -58,6 +65,7 @@ pub enum ToolCommand {
 pub fn run(cmd: ToolCommand) -> anyhow::Result<()> {
     match cmd {
         ToolCommand::Topic { cmd } => topic::run(cmd),
+        ToolCommand::Configs { cmd } => configs::run(cmd),
         ToolCommand::Produce(args) => produce::run(*args),
         ToolCommand::Consume(args) => consume::run(*args),
         ToolCommand::Bench { cmd } => bench::run(cmd),
@@ -158,5 +166,21 @@ mod tests {
         ])
         .unwrap();
         parse(&["bench", "consume", "--topic", "t", "--messages", "10"]).unwrap();
+        parse(&["configs", "describe", "--topic", "t", "--all"]).unwrap();
+        parse(&["configs", "describe", "--broker", "1"]).unwrap();
+        parse(&[
+            "configs",
+            "alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "t",
+            "--add-config",
+            "retention.ms=1,cleanup.policy=[compact,delete]",
+            "--delete-config",
+            "segment.ms",
+        ])
+        .unwrap();
+        assert!(parse(&["configs", "describe", "--topic", "t", "--broker", "1"]).is_err());
     }
 }

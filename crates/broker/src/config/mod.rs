@@ -47,6 +47,18 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
     pub log_message_timestamp_type: String,
+    /// `log.retention.check.interval.ms`: how often retention runs over every log.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.initial.task.delay.ms`: the wait before the first retention pass after start.
+    pub log_initial_task_delay_ms: u64,
+    /// `log.cleaner.enable`: whether compacted topics are cleaned.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the cleaner's sleep when no log needs cleaning.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.threads`: logs cleaned at once.
+    pub log_cleaner_threads: usize,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the key map, shared by the cleaner threads.
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// Every key set in the file or by `--override`, as given (DescribeConfigs reports sources).
     pub explicit: BTreeMap<String, String>,
 }
@@ -74,6 +86,12 @@ impl Default for BrokerConfig {
             message_max_bytes: 1024 * 1024 + 12,
             socket_request_max_bytes: 100 * 1024 * 1024,
             log_message_timestamp_type: "CreateTime".into(),
+            log_retention_check_interval_ms: 300_000,
+            log_initial_task_delay_ms: 30_000,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_threads: 1,
+            log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             explicit: BTreeMap::new(),
         }
     }
@@ -98,18 +116,12 @@ const KNOWN_NOT_HONOURED: &[&str] = &[
     "transaction.state.log.min.isr",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
-    "log.retention.hours",
-    "log.retention.minutes",
-    "log.retention.ms",
-    "log.retention.bytes",
-    "log.retention.check.interval.ms",
-    "log.cleaner.enable",
-    "min.insync.replicas",
-    "unclean.leader.election.enable",
     "delete.topic.enable",
     "broker.rack",
     "metadata.log.dir",
     "compression.type",
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
 ];
 
 impl BrokerConfig {
@@ -199,6 +211,37 @@ impl BrokerConfig {
                         return Err(invalid(&key, v, "expected CreateTime or LogAppendTime"));
                     }
                     c.log_message_timestamp_type = v.to_string();
+                }
+                "log.retention.check.interval.ms" => {
+                    c.log_retention_check_interval_ms = parse_int(&key, v, 1, i64::MAX)? as u64
+                }
+                "log.initial.task.delay.ms" => {
+                    c.log_initial_task_delay_ms = parse_int(&key, v, 0, i64::MAX)? as u64
+                }
+                "log.cleaner.enable" => c.log_cleaner_enable = parse_bool(&key, v)?,
+                "log.cleaner.backoff.ms" => {
+                    c.log_cleaner_backoff_ms = parse_int(&key, v, 0, i64::MAX)? as u64
+                }
+                "log.cleaner.threads" => {
+                    c.log_cleaner_threads = parse_int(&key, v, 0, 64)? as usize
+                }
+                "log.cleaner.dedupe.buffer.size" => {
+                    c.log_cleaner_dedupe_buffer_size =
+                        parse_int(&key, v, 1024 * 1024, i64::MAX)? as usize
+                }
+                "log.retention.hours" | "log.retention.minutes" => {
+                    parse_int(&key, v, -1, i32::MAX as i64)?;
+                }
+                // Defaults of topic configs (topic_config.rs): their topic config's rules apply.
+                k if crate::topic_config::TopicConfigs::validate_broker_key(k, v).is_some() => {
+                    if let Some(Err(reason)) =
+                        crate::topic_config::TopicConfigs::validate_broker_key(k, v)
+                    {
+                        return Err(invalid(k, v, &reason));
+                    }
+                    if KNOWN_NOT_HONOURED.contains(&k) {
+                        tracing::info!(key = k, "configuration accepted but not acted on yet");
+                    }
                 }
                 // Read by the group coordinator (group::GroupConfig); checked here so a bad
                 // value stops the start with the key named.

@@ -1795,7 +1795,7 @@ mod tests {
         };
         // Simple (standalone) commits create the group.
         assert_eq!(commit("", -1, 8, "simple"), Ok(vec![NONE]));
-        let f = c.fetch_offsets("simple", None);
+        let f = c.fetch_offsets("simple", None, false);
         assert_eq!(f[0].1[0].offset, 5);
         assert_eq!(f[0].1[0].metadata, "m");
         assert_eq!(commit("x", 3, 8, "nogroup"), Err(ILLEGAL_GENERATION));
@@ -1812,7 +1812,7 @@ mod tests {
             Err(UNKNOWN_MEMBER_ID),
             "group has members"
         );
-        let missing = c.fetch_offsets("g", Some(vec![("t".into(), vec![0, 1])]));
+        let missing = c.fetch_offsets("g", Some(vec![("t".into(), vec![0, 1])]), false);
         assert_eq!(missing[0].1[0].offset, 5);
         assert_eq!(missing[0].1[1].offset, -1, "no commit: -1");
         // Failing storage is not acknowledged.
@@ -1860,8 +1860,11 @@ mod tests {
         // A restarted coordinator reads the same records back: offsets and a stable group.
         let reloaded = coordinator(0);
         reloaded.apply_records(log.decoded(), 100);
-        assert_eq!(reloaded.fetch_offsets("g", None)[0].1[0].offset, 7);
-        assert_eq!(reloaded.fetch_offsets("g", None)[0].1[0].leader_epoch, 1);
+        assert_eq!(reloaded.fetch_offsets("g", None, false)[0].1[0].offset, 7);
+        assert_eq!(
+            reloaded.fetch_offsets("g", None, false)[0].1[0].leader_epoch,
+            1
+        );
         assert_eq!(
             reloaded.group_state("g"),
             Some((GroupState::Stable, generation, 2))
@@ -1878,7 +1881,7 @@ mod tests {
         again.apply_records(log.decoded(), 100);
         assert!(again.group_state("g").is_none());
         assert_eq!(
-            again.fetch_offsets("g", Some(vec![("t".into(), vec![2])]))[0].1[0].offset,
+            again.fetch_offsets("g", Some(vec![("t".into(), vec![2])]), false)[0].1[0].offset,
             -1
         );
     }

@@ -109,6 +109,26 @@ fn synonyms_for(broker: &Broker, name: &str, value: &str, src: i8) -> Vec<Descri
                 .with_source(src),
         );
     }
+    let image = broker.metadata.image();
+    if let Some(def) = topic_config::lookup(name) {
+        for (resource, src) in [
+            (broker.node_id().to_string(), source::DYNAMIC_BROKER_CONFIG),
+            (String::new(), source::DYNAMIC_DEFAULT_BROKER_CONFIG),
+        ] {
+            if let Some(v) = image
+                .broker_configs
+                .get(&resource)
+                .and_then(|m| m.get(def.broker_key))
+            {
+                out.push(
+                    DescribeConfigsSynonym::default()
+                        .with_name(s(def.broker_key))
+                        .with_value(Some(s(v.clone())))
+                        .with_source(src),
+                );
+            }
+        }
+    }
     if let Some(def) = topic_config::lookup(name)
         && let Some(v) = broker.config.explicit.get(def.broker_key)
     {
@@ -195,16 +215,66 @@ fn broker_entries(broker: &Broker) -> Vec<DescribeConfigsResourceResult> {
             ConfigType::Int,
         ),
     ];
+    let mut values = values;
+    values.extend([
+        (
+            "log.retention.check.interval.ms",
+            c.log_retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.cleaner.enable",
+            c.log_cleaner_enable.to_string(),
+            ConfigType::Boolean,
+        ),
+        (
+            "log.cleaner.backoff.ms",
+            c.log_cleaner_backoff_ms.to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.cleaner.threads",
+            c.log_cleaner_threads.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            c.log_cleaner_dedupe_buffer_size.to_string(),
+            ConfigType::Long,
+        ),
+    ]);
+    // The broker keys behind topic defaults (log.retention.ms, log.cleanup.policy, ...), with
+    // their static values (dynamic ones are applied below).
+    let statics = broker.topic_configs.describe(&Default::default());
+    for d in topic_config::TOPIC_CONFIGS {
+        if values.iter().any(|(n, _, _)| *n == d.broker_key) {
+            continue;
+        }
+        if let Some(e) = statics.iter().find(|e| e.name == d.name) {
+            let value = c
+                .explicit
+                .get(d.broker_key)
+                .cloned()
+                .unwrap_or_else(|| e.value.clone());
+            values.push((d.broker_key, value, d.config_type));
+        }
+    }
+    values.sort_by(|a, b| a.0.cmp(b.0));
+    let dynamic =
+        crate::log_manager::dynamic_broker_configs(&broker.metadata.image(), broker.node_id());
     values
         .into_iter()
         .map(|(name, value, t)| {
+            let read_only = !crate::log_manager::is_dynamic_broker_key(name);
+            if let Some((v, src)) = dynamic.get(name) {
+                return entry(name, v, *src, t, read_only);
+            }
             let src = if c.explicit.contains_key(name) {
                 source::STATIC_BROKER_CONFIG
             } else {
                 source::DEFAULT_CONFIG
             };
-            // Nothing is changeable at run time yet.
-            entry(name, &value, src, t, true)
+            entry(name, &value, src, t, read_only)
         })
         .collect()
 }

@@ -476,11 +476,10 @@ pub fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let fetched = broker.groups.fetch_offsets(
-                    g.group_id.0.as_str(),
-                    topics,
-                    req.require_stable,
-                );
+                let fetched =
+                    broker
+                        .groups
+                        .fetch_offsets(g.group_id.0.as_str(), topics, req.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_topics(
@@ -502,10 +501,11 @@ pub fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched =
-        broker
-            .groups
-            .fetch_offsets(req.group_id.0.as_str(), topics, v >= 7 && req.require_stable);
+    let fetched = broker.groups.fetch_offsets(
+        req.group_id.0.as_str(),
+        topics,
+        v >= 7 && req.require_stable,
+    );
     OffsetFetchResponse::default().with_topics(
         fetched
             .into_iter()

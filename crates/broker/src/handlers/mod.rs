@@ -4,9 +4,11 @@
 //! body; this module owns header decoding, version checks and response framing.
 
 mod admin;
+mod alter_configs;
 mod api_versions;
 mod cluster;
 mod configs;
+mod delete_records;
 mod fetch;
 mod group;
 mod list_offsets;
@@ -63,6 +65,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
@@ -195,6 +200,15 @@ pub async fn handle(
         RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
             cluster::describe_cluster(broker, &ctx, r),
         )),
+        RequestKind::AlterConfigs(r) => Some(ResponseKind::AlterConfigs(
+            alter_configs::alter_configs(broker, &ctx, r),
+        )),
+        RequestKind::IncrementalAlterConfigs(r) => Some(ResponseKind::IncrementalAlterConfigs(
+            alter_configs::incremental_alter_configs(broker, &ctx, r),
+        )),
+        RequestKind::DeleteRecords(r) => Some(ResponseKind::DeleteRecords(delete_records::handle(
+            broker, &ctx, r,
+        ))),
         RequestKind::DescribeConfigs(r) => Some(ResponseKind::DescribeConfigs(
             configs::describe_configs(broker, &ctx, r),
         )),

@@ -228,15 +228,16 @@ pub fn txn_offset_commit(
         Ok(()) => ErrorCode::None.code(),
         Err(c) => fenced_code(c, ctx.version, 3).code(),
     };
-    if code == 0 && ctx.version >= 3 {
-        if let Err(c) = broker.groups.check_txn_member(
+    if code == 0
+        && ctx.version >= 3
+        && let Err(c) = broker.groups.check_txn_member(
             &group,
             req.member_id.as_str(),
             req.group_instance_id.as_deref(),
             req.generation_id,
-        ) {
-            code = c;
-        }
+        )
+    {
+        code = c;
     }
     let now = now_ms();
     let mut pending = Vec::new();
