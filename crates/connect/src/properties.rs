@@ -7,97 +7,14 @@ use std::path::Path;
 use crate::config_def::ConfigMap;
 use crate::error::{ConnectError, Result};
 
-/// Parses Java properties text: `key=value`, `key: value` or `key value`; `#` and `!` comments;
-/// a trailing backslash continues a line; `\t`, `\n`, `\uXXXX` and escaped separators.
+/// Parses Java properties text (strom-properties does the Java rules); a later key wins.
 pub fn parse_properties(text: &str) -> ConfigMap {
-    let mut out = ConfigMap::new();
-    let mut logical = String::new();
-    for raw in text.lines() {
-        let line = raw.trim_start();
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-        {
-            continue;
-        }
-        // An odd number of trailing backslashes continues the line.
-        let trailing = line.chars().rev().take_while(|c| *c == '\\').count();
-        if trailing % 2 == 1 {
-            logical.push_str(&line[..line.len() - 1]);
-            continue;
-        }
-        logical.push_str(line);
-        let (k, v) = split_key_value(&logical);
-        out.insert(unescape(&k), unescape(&v));
-        logical.clear();
-    }
-    if !logical.is_empty() {
-        let (k, v) = split_key_value(&logical);
-        out.insert(unescape(&k), unescape(&v));
-    }
-    out
+    strom_properties::parse(text)
+        .into_iter()
+        .map(|p| (p.key, p.value))
+        .collect()
 }
 
-fn split_key_value(line: &str) -> (String, String) {
-    let chars: Vec<char> = line.chars().collect();
-    let mut i = 0;
-    let mut key = String::new();
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\\' && i + 1 < chars.len() {
-            key.push(c);
-            key.push(chars[i + 1]);
-            i += 2;
-            continue;
-        }
-        if c == '=' || c == ':' || c.is_whitespace() {
-            break;
-        }
-        key.push(c);
-        i += 1;
-    }
-    // Skip whitespace, at most one separator, whitespace.
-    while i < chars.len() && chars[i].is_whitespace() {
-        i += 1;
-    }
-    if i < chars.len() && (chars[i] == '=' || chars[i] == ':') {
-        i += 1;
-    }
-    while i < chars.len() && chars[i].is_whitespace() {
-        i += 1;
-    }
-    (key, chars[i..].iter().collect())
-}
-
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars().peekable();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\u{0c}'),
-            Some('u') => {
-                let hex: String = (0..4).filter_map(|_| it.next()).collect();
-                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                    Some(ch) => out.push(ch),
-                    None => {
-                        out.push_str("\\u");
-                        out.push_str(&hex);
-                    }
-                }
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
-}
-
-/// Reads a properties file, naming it on failure.
 pub fn load_properties(path: &Path) -> Result<ConfigMap> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConnectError::io(format!("cannot read {}", path.display()), e))?;

@@ -67,7 +67,6 @@ pub fn parse_kvs(flag: &str, items: &[String]) -> anyhow::Result<Vec<(String, St
 }
 
 /// Reads a Java-style properties file: `key=value` or `key: value` lines, `#`/`!` comments.
-/// Line continuations and unicode escapes are not supported; client config files rarely use them.
 pub fn read_properties_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--command-config: cannot read {}", path.display()))?;
@@ -76,20 +75,18 @@ pub fn read_properties_file(path: &Path) -> anyhow::Result<Vec<(String, String)>
 
 pub fn parse_properties(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-            continue;
+    for p in strom_properties::parse(text) {
+        // java.util.Properties would take a bare word as a key with an empty value; in a client
+        // config file that is always a mistake, so it is refused with its line.
+        if p.value.is_empty()
+            && !text
+                .lines()
+                .nth(p.line - 1)
+                .is_some_and(|l| l.contains(['=', ':']))
+        {
+            bail!("line {}: expected key=value, got '{}'", p.line, p.key);
         }
-        let split = line.find(['=', ':']);
-        let Some(at) = split else {
-            bail!("line {}: expected key=value, got '{line}'", i + 1);
-        };
-        let key = line[..at].trim();
-        if key.is_empty() {
-            bail!("line {}: empty key in '{line}'", i + 1);
-        }
-        out.push((key.to_string(), line[at + 1..].trim().to_string()));
+        out.push((p.key, p.value));
     }
     Ok(out)
 }

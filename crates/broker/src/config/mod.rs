@@ -4,7 +4,6 @@
 //! key; an unknown key is one warning.
 
 pub mod listener;
-pub mod properties;
 
 pub use listener::Listener;
 
@@ -134,7 +133,7 @@ impl BrokerConfig {
                 source,
             })?;
             pairs.extend(
-                properties::parse(&text)
+                strom_properties::parse(&text)
                     .into_iter()
                     .map(|p| (p.key, p.value)),
             );

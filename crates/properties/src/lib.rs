@@ -1,5 +1,9 @@
-//! Java `.properties` parsing, enough for `server.properties` as Kafka ships and users write it:
-//! `key=value`, `key: value`, `key value`, `#`/`!` comments, `\` line continuations and the usual escapes.
+//! strom-properties: Java `.properties` parsing for every Kafka-style file strom reads
+//! (`server.properties`, Connect worker and connector files, client `--command-config` files):
+//! `key=value`, `key: value`, `key value`, `#`/`!` comments, `\` line continuations and the usual
+//! escapes, as `java.util.Properties` reads them.
+//!
+//! Must not touch: what the keys mean (each reader validates its own keys).
 
 /// One `key = value` pair with the line it started on, so errors can name where a key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
