@@ -24,11 +24,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, lis
             tracing::warn!(%peer, size, max, "closing connection: request size out of bounds (socket.request.max.bytes)");
             break;
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if let Err(e) = reader.read_exact(&mut frame).await {
-            tracing::debug!(%peer, error = %e, "connection closed mid-request");
+        let Some(frame) = read_frame(&mut reader, size as usize).await else {
+            tracing::debug!(%peer, "connection closed mid-request");
             break;
-        }
+        };
         match handlers::handle(&broker, &ctx, frame.freeze()).await {
             Ok(response) => {
                 if let Some(response) = response
@@ -49,4 +48,22 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, lis
         }
     }
     let _ = writer.flush().await;
+}
+
+/// Read one request body of `size` bytes straight into the buffer's spare capacity: zero-filling a
+/// buffer that is about to be overwritten cost a few percent of the produce path. `None` when the
+/// connection ends first.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+) -> Option<BytesMut> {
+    let mut frame = BytesMut::with_capacity(size);
+    let mut limited = reader.take(size as u64);
+    while frame.len() < size {
+        match limited.read_buf(&mut frame).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    Some(frame)
 }
