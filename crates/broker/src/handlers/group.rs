@@ -102,10 +102,13 @@ pub fn find_coordinator(
     let listener = broker.config.advertised_for(&ctx.conn.listener);
     let answer = |_key: &str| -> (i16, i32, String, i32, Option<String>) {
         match (key_type, listener) {
-            (KEY_TYPE_GROUP, Some(l)) => {
-                // Kafka creates __consumer_offsets when a client first looks for a coordinator.
-                offsets_log(broker).ensure_topic();
-                broker.groups.ensure_started(broker);
+            // This node coordinates every group and every transactional id.
+            (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Some(l)) => {
+                if key_type == KEY_TYPE_GROUP {
+                    // Kafka creates __consumer_offsets when a client first looks for a coordinator.
+                    offsets_log(broker).ensure_topic();
+                    broker.groups.ensure_started(broker);
+                }
                 (
                     NONE,
                     broker.node_id(),
@@ -114,22 +117,7 @@ pub fn find_coordinator(
                     None,
                 )
             }
-            (KEY_TYPE_GROUP, None) => (
-                COORDINATOR_NOT_AVAILABLE,
-                -1,
-                String::new(),
-                -1,
-                Some("no listener to advertise".into()),
-            ),
-            // The transaction coordinator (crate::txn) also runs on this node.
-            (KEY_TYPE_TRANSACTION, Some(l)) => (
-                NONE,
-                broker.node_id(),
-                l.host.clone(),
-                i32::from(l.port),
-                None,
-            ),
-            (KEY_TYPE_TRANSACTION, None) => (
+            (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, None) => (
                 COORDINATOR_NOT_AVAILABLE,
                 -1,
                 String::new(),
