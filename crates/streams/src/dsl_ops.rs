@@ -1,0 +1,366 @@
+//! The stateful processors behind DSL operators: table sources, aggregations (plain and windowed).
+//! They work on type-erased values; the typed DSL builds the closures they call.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::{Change, Dyn, Record};
+use crate::serde::ErasedSerde;
+use crate::state::FlushedEntry;
+use crate::window::{TimeWindows, Window};
+
+/// (key, value, old aggregate) -> new aggregate; None when the types do not match.
+pub type ErasedAgg = Arc<dyn Fn(&Dyn, &Dyn, Option<&Dyn>) -> Option<Dyn> + Send + Sync>;
+/// Wraps a key into `Windowed<K>` for a window.
+pub type WrapWindowed = Arc<dyn Fn(&Dyn, Window) -> Option<Dyn> + Send + Sync>;
+/// (key, value) -> mapped value (None = filtered out).
+pub type ChangeFn = Arc<dyn Fn(Option<&Dyn>, &Dyn) -> Option<Dyn> + Send + Sync>;
+
+fn forward_flushed(
+    ctx: &mut ProcessorContext<'_>,
+    store: &str,
+    ks: &ErasedSerde,
+    vs: &ErasedSerde,
+    entries: Vec<FlushedEntry>,
+) -> Result<()> {
+    for e in entries {
+        let key = (ks.de)(store, &e.key)?;
+        let change = Change {
+            new: vs.deserialize_opt(store, e.new.as_deref())?,
+            old: vs.deserialize_opt(store, e.old.as_deref())?,
+        };
+        ctx.forward(Record::new(Some(key), Some(Arc::new(change)), e.timestamp))?;
+    }
+    Ok(())
+}
+
+/// Kafka's KTableSource: upserts (or deletes, on null) each record into the table's store and
+/// forwards the change, at once or when the record cache flushes.
+pub struct TableSourceProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+}
+
+impl Processor for TableSourceProcessor {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        ctx.set_flush_listener(&self.store)
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(k) = r.key.as_ref() else {
+            tracing::warn!(node = ctx.node_name(), "skipping record with null key");
+            return Ok(());
+        };
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let vb = self.vs.serialize_opt(&self.store, r.value.as_ref())?;
+        let s = ctx.store(&self.store)?;
+        let cached = s.is_cached();
+        let old = if cached { None } else { s.get(&kb)? };
+        s.put(&kb, vb.as_deref(), r.timestamp)?;
+        if !cached {
+            let old = self
+                .vs
+                .deserialize_opt(&self.store, old.as_ref().map(|(_, b)| b.as_slice()))?;
+            if old.is_none() && r.value.is_none() {
+                return Ok(());
+            }
+            let change = Change {
+                new: r.value.clone(),
+                old,
+            };
+            ctx.forward(r.with_value(Some(Arc::new(change))))?;
+        }
+        Ok(())
+    }
+    fn on_cache_flush(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        store: &str,
+        entries: Vec<FlushedEntry>,
+    ) -> Result<()> {
+        forward_flushed(ctx, store, &self.ks, &self.vs, entries)
+    }
+}
+
+/// Kafka's KStreamAggregate / KStreamReduce.
+pub struct AggregateProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    pub agg: ErasedAgg,
+}
+
+impl Processor for AggregateProcessor {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        ctx.set_flush_listener(&self.store)
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        // Kafka skips records with a null key or value in aggregations.
+        let (Some(k), Some(v)) = (r.key.as_ref(), r.value.as_ref()) else {
+            tracing::debug!(
+                node = ctx.node_name(),
+                "skipping record with null key or value"
+            );
+            return Ok(());
+        };
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let s = ctx.store(&self.store)?;
+        let old = s.get(&kb)?;
+        let (old_ts, old_v) = match &old {
+            Some((ts, b)) => (*ts, Some((self.vs.de)(&self.store, b)?)),
+            None => (i64::MIN, None),
+        };
+        let Some(new) = (self.agg)(k, v, old_v.as_ref()) else {
+            return Ok(());
+        };
+        let ts = r.timestamp.max(old_ts);
+        let nb = (self.vs.ser)(&self.store, &new)?;
+        let s = ctx.store(&self.store)?;
+        s.put(&kb, Some(&nb), ts)?;
+        if !s.is_cached() {
+            let change = Change {
+                new: Some(new),
+                old: old_v,
+            };
+            ctx.forward(Record::new(r.key.clone(), Some(Arc::new(change)), ts))?;
+        }
+        Ok(())
+    }
+    fn on_cache_flush(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        store: &str,
+        entries: Vec<FlushedEntry>,
+    ) -> Result<()> {
+        forward_flushed(ctx, store, &self.ks, &self.vs, entries)
+    }
+}
+
+/// Kafka's KStreamWindowAggregate for TimeWindows: updates every window the record falls in,
+/// dropping records whose window closed (end + grace <= observed stream time).
+pub struct WindowAggregateProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    pub agg: ErasedAgg,
+    pub wrap: WrapWindowed,
+    pub windows: TimeWindows,
+    pub observed: i64,
+}
+
+impl Processor for WindowAggregateProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let (Some(k), Some(v)) = (r.key.as_ref(), r.value.as_ref()) else {
+            return Ok(());
+        };
+        self.observed = self.observed.max(r.timestamp);
+        let close_before = self.observed.saturating_sub(self.windows.grace_ms);
+        let kb = (self.ks.ser)(&self.store, k)?;
+        for w in self.windows.windows_for(r.timestamp) {
+            if w.end <= close_before {
+                tracing::debug!(
+                    node = ctx.node_name(),
+                    window_start = w.start,
+                    "skipping record for expired window"
+                );
+                continue;
+            }
+            let s = ctx.store(&self.store)?;
+            let old = s.window_fetch(&kb, w.start, w.start)?.into_iter().next();
+            let (old_ts, old_v) = match &old {
+                Some((_, _, ts, b)) => (*ts, Some((self.vs.de)(&self.store, b)?)),
+                None => (i64::MIN, None),
+            };
+            let Some(new) = (self.agg)(k, v, old_v.as_ref()) else {
+                return Ok(());
+            };
+            let ts = r.timestamp.max(old_ts);
+            let nb = (self.vs.ser)(&self.store, &new)?;
+            ctx.store(&self.store)?
+                .window_put(&kb, w.start, 0, Some(&nb), ts)?;
+            let Some(wk) = (self.wrap)(k, w) else {
+                continue;
+            };
+            let change = Change {
+                new: Some(new),
+                old: old_v,
+            };
+            ctx.forward(Record::new(Some(wk), Some(Arc::new(change)), ts))?;
+        }
+        Ok(())
+    }
+}
+
+/// (left value, right value) -> joined value; either side may be absent for left/outer joins.
+pub type ErasedJoiner = Arc<dyn Fn(Option<&Dyn>, Option<&Dyn>) -> Option<Dyn> + Send + Sync>;
+
+/// One side of Kafka's KStreamKStreamJoin. Each record is buffered in this side's window store
+/// and joined with the other side's records within the JoinWindows. For left/outer joins a record
+/// that found no partner is kept in the shared outer store and emitted with a null partner once
+/// its window closed (window end + grace passed in stream time), as Kafka 3.1+ does.
+pub struct StreamJoinProcessor {
+    pub this_store: String,
+    pub other_store: String,
+    pub outer_store: Option<String>,
+    pub left_side: bool,
+    /// Other-side timestamps that join with `ts` are in [ts - lower, ts + upper].
+    pub lower: i64,
+    pub upper: i64,
+    pub grace: i64,
+    pub emit_unmatched: bool,
+    pub joiner: ErasedJoiner,
+    pub ks: ErasedSerde,
+    pub this_vs: ErasedSerde,
+    pub other_vs: ErasedSerde,
+    pub seq: u32,
+}
+
+fn outer_key(ts: i64, left: bool, seq: u32, key: &[u8]) -> Vec<u8> {
+    let mut b = crate::state::ts_key(ts).to_vec();
+    b.push(u8::from(!left));
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.extend_from_slice(key);
+    b
+}
+
+impl StreamJoinProcessor {
+    fn join(&self, this: Option<&Dyn>, other: Option<&Dyn>) -> Option<Dyn> {
+        if self.left_side {
+            (self.joiner)(this, other)
+        } else {
+            (self.joiner)(other, this)
+        }
+    }
+
+    /// Emits unmatched outer-store entries whose join window has closed.
+    fn emit_expired(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        let Some(outer) = self.outer_store.clone() else {
+            return Ok(());
+        };
+        let now = ctx.current_stream_time_ms();
+        // Entries are ordered by timestamp; a left record closes after ts + after + grace, a right
+        // one after ts + before + grace: use the larger bound to scan, then check each.
+        let limit = now.saturating_sub(self.lower.max(self.upper) + self.grace);
+        let hi = crate::state::ts_key(limit);
+        let entries = ctx.store(&outer)?.range(None, Some(&hi))?;
+        for (k, ts, v) in entries {
+            if k.len() < 13 {
+                continue;
+            }
+            let left = k[8] == 0;
+            let window_after = if left == self.left_side { self.upper } else { self.lower };
+            if ts + window_after + self.grace >= now {
+                continue;
+            }
+            let key = (self.ks.de)(&outer, &k[13..])?;
+            let (vs, out) = if left == self.left_side {
+                (&self.this_vs, true)
+            } else {
+                (&self.other_vs, false)
+            };
+            let val = (vs.de)(&outer, &v)?;
+            let joined = if out {
+                self.join(Some(&val), None)
+            } else {
+                self.join(None, Some(&val))
+            };
+            ctx.store(&outer)?.put(&k, None, ts)?;
+            if let Some(j) = joined {
+                ctx.forward(Record::new(Some(key), Some(j), ts))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Processor for StreamJoinProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let (Some(k), Some(v)) = (r.key.as_ref(), r.value.as_ref()) else {
+            return Ok(());
+        };
+        let ts = r.timestamp;
+        let now = ctx.current_stream_time_ms();
+        if ts + self.upper.max(self.lower) + self.grace < now {
+            tracing::debug!(node = ctx.node_name(), "skipping record for expired join window");
+            return Ok(());
+        }
+        let kb = (self.ks.ser)(&self.this_store, k)?;
+        let vb = (self.this_vs.ser)(&self.this_store, v)?;
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        ctx.store(&self.this_store)?
+            .window_put(&kb, ts, seq, Some(&vb), ts)?;
+        let matches = ctx
+            .store(&self.other_store)?
+            .window_fetch(&kb, ts - self.lower, ts + self.upper)?;
+        for (other_ts, other_seq, _, ob) in &matches {
+            let other = (self.other_vs.de)(&self.other_store, ob)?;
+            if let Some(outer) = self.outer_store.clone() {
+                // The other record found a partner: it will not be emitted with a null.
+                let ok = outer_key(*other_ts, !self.left_side, *other_seq, &kb);
+                ctx.store(&outer)?.put(&ok, None, *other_ts)?;
+            }
+            if let Some(j) = self.join(Some(v), Some(&other)) {
+                ctx.forward(Record::new(Some(k.clone()), Some(j), ts.max(*other_ts)))?;
+            }
+        }
+        if matches.is_empty()
+            && self.emit_unmatched
+            && let Some(outer) = self.outer_store.clone()
+        {
+            let ok = outer_key(ts, self.left_side, seq, &kb);
+            ctx.store(&outer)?.put(&ok, Some(&vb), ts)?;
+        }
+        self.emit_expired(ctx)
+    }
+}
+
+/// One side of Kafka's KTableKTableJoin (primary key): on a change of this table, look up the
+/// other table's current value and forward the joined change.
+pub struct TableJoinProcessor {
+    pub other_store: String,
+    pub left_side: bool,
+    /// Emit when this side has a value and the other has none.
+    pub this_alone: bool,
+    /// Emit when the other side has a value and this side has none.
+    pub other_alone: bool,
+    pub joiner: ErasedJoiner,
+    pub ks: ErasedSerde,
+    pub other_vs: ErasedSerde,
+}
+
+impl Processor for TableJoinProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(k) = r.key.as_ref() else { return Ok(()) };
+        let Some(c) = r.value_as::<Change>() else {
+            return Ok(());
+        };
+        let kb = (self.ks.ser)(&self.other_store, k)?;
+        let other = match ctx.store(&self.other_store)?.get(&kb)? {
+            Some((_, b)) => Some((self.other_vs.de)(&self.other_store, &b)?),
+            None => None,
+        };
+        let join = |this: Option<&Dyn>| -> Option<Dyn> {
+            match (this, other.as_ref()) {
+                (Some(_), Some(_)) => {}
+                (Some(_), None) if self.this_alone => {}
+                (None, Some(_)) if self.other_alone => {}
+                _ => return None,
+            }
+            if self.left_side {
+                (self.joiner)(this, other.as_ref())
+            } else {
+                (self.joiner)(other.as_ref(), this)
+            }
+        };
+        let out = Change {
+            new: join(c.new.as_ref()),
+            old: join(c.old.as_ref()),
+        };
+        if out.new.is_none() && out.old.is_none() {
+            return Ok(());
+        }
+        ctx.forward(Record::new(Some(k.clone()), Some(Arc::new(out)), r.timestamp))
+    }
+}

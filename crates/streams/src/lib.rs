@@ -1,0 +1,42 @@
+//! strom-streams: Kafka Streams for Rust.
+//!
+//! Owns the stream-processing library: the topology DSL and Processor API, serdes, state stores
+//! (fjall on disk, restored from changelog topics), the task/thread runtime that runs a topology
+//! against any Kafka-protocol cluster through librdkafka, and a broker-less TopologyTestDriver.
+//! It must not reach into broker internals: everything goes over the wire as a Kafka client would.
+
+// The DSL's closures over type-erased records have long signatures; naming each one would hide the
+// shapes users write against.
+#![allow(clippy::type_complexity)]
+
+pub mod cli;
+pub mod config;
+pub mod dsl;
+pub mod dsl_ops;
+pub mod error;
+mod internal_topics;
+pub mod options;
+pub mod processor;
+pub mod query;
+pub mod record;
+pub mod runtime;
+pub mod serde;
+pub mod state;
+pub mod task;
+pub mod test_driver;
+pub mod topology;
+pub mod window;
+
+pub use config::{ProcessingGuarantee, StreamsConfig};
+pub use dsl::{
+    BranchedKStream, Data, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream,
+};
+pub use error::{Result, SerdeError, StreamsError};
+pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};
+pub use processor::{Processor, ProcessorContext, PunctuationType};
+pub use record::{Change, Dyn, Record, RecordMetadata};
+pub use runtime::{KafkaStreams, State};
+pub use serde::{Serde, SerdeRef, Serdes};
+pub use test_driver::TopologyTestDriver;
+pub use topology::{StoreDef, Topology};
+pub use window::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed};

@@ -1,0 +1,786 @@
+//! KafkaStreams and its StreamThreads: the runtime that runs a topology against a cluster through
+//! librdkafka. Each thread has one consumer in the group `<application.id>` (range assignor, so a
+//! task's co-partitioned inputs land on one member) and one producer (transactional under
+//! exactly_once_v2: output, changelog writes and input offsets commit together). Tasks are created
+//! on assignment, restored from their changelogs, and committed and closed on revocation.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
+use crate::error::{Result, StreamsError};
+use crate::internal_topics;
+use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
+use crate::state::{FjallBackend, KvBackend};
+use crate::task::{OutRecord, ProcessError, StreamTask, TaskId};
+use crate::topology::{StoreDef, Topology};
+
+/// Kafka's KafkaStreams.State.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Rebalancing,
+    Running,
+    PendingShutdown,
+    NotRunning,
+    PendingError,
+    Error,
+}
+
+type Registry = Arc<RwLock<HashMap<String, BTreeMap<TaskId, Arc<dyn KvBackend>>>>>;
+
+struct Shared {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    app_dir: PathBuf,
+    db: fjall::Database,
+    process_id: String,
+    shutdown: AtomicBool,
+    state: Mutex<State>,
+    error: Mutex<Option<String>>,
+    registry: Registry,
+    /// Tasks running on this instance, over all threads.
+    active: Mutex<BTreeSet<TaskId>>,
+    /// Full topic name -> sub-topology id.
+    topic_subtopology: HashMap<String, usize>,
+}
+
+/// Kafka's KafkaStreams: runs a topology with `num.stream.threads` threads.
+pub struct KafkaStreams {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    shared: Option<Arc<Shared>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl KafkaStreams {
+    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        topology.validate()?;
+        Ok(KafkaStreams {
+            topology: Arc::new(topology),
+            config,
+            shared: None,
+            threads: Vec::new(),
+        })
+    }
+
+    /// The state directory of this application: `<state.dir>/<application.id>`.
+    pub fn app_dir(&self) -> PathBuf {
+        self.config.state_dir.join(&self.config.application_id)
+    }
+
+    /// Kafka's `cleanUp()`: deletes the local state (only before start or after close).
+    pub fn clean_up(&self) -> Result<()> {
+        if self.shared.is_some() {
+            return Err(StreamsError::Streams(
+                "Cannot clean up while running.".into(),
+            ));
+        }
+        let d = self.app_dir();
+        if d.exists() {
+            std::fs::remove_dir_all(d)?;
+        }
+        Ok(())
+    }
+
+    /// Checks source topics, creates internal topics and starts the stream threads.
+    pub fn start(&mut self) -> Result<()> {
+        if self.shared.is_some() {
+            return Err(StreamsError::Streams("already started".into()));
+        }
+        internal_topics::prepare(&self.topology, &self.config)?;
+        let app_dir = self.app_dir();
+        std::fs::create_dir_all(&app_dir)?;
+        let process_id = load_process_id(&app_dir)?;
+        let db = fjall::Database::builder(app_dir.join("fjall")).open()?;
+        let mut topic_subtopology = HashMap::new();
+        for s in self.topology.subtopologies() {
+            for t in &s.source_topics {
+                topic_subtopology.insert(
+                    self.topology.resolve_topic(&self.config.application_id, t),
+                    s.id,
+                );
+            }
+        }
+        let shared = Arc::new(Shared {
+            topology: self.topology.clone(),
+            config: self.config.clone(),
+            app_dir,
+            db,
+            process_id,
+            shutdown: AtomicBool::new(false),
+            state: Mutex::new(State::Rebalancing),
+            error: Mutex::new(None),
+            registry: Default::default(),
+            active: Default::default(),
+            topic_subtopology,
+        });
+        for n in 1..=self.config.num_stream_threads {
+            let sh = shared.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("{}-StreamThread-{n}", self.config.application_id))
+                .spawn(move || {
+                    if let Err(e) = run_thread(&sh, n) {
+                        tracing::error!(thread = n, error = %e, "stream thread failed");
+                        *sh.error.lock() = Some(e.to_string());
+                        *sh.state.lock() = State::Error;
+                        sh.shutdown.store(true, Ordering::SeqCst);
+                    }
+                })?;
+            self.threads.push(h);
+        }
+        self.shared = Some(shared);
+        Ok(())
+    }
+
+    pub fn state(&self) -> State {
+        self.shared
+            .as_ref()
+            .map_or(State::Created, |s| *s.state.lock())
+    }
+
+    /// The error that stopped a stream thread, if any.
+    pub fn error(&self) -> Option<String> {
+        self.shared.as_ref().and_then(|s| s.error.lock().clone())
+    }
+
+    /// Stops the threads after a final commit.
+    pub fn close(&mut self) {
+        if let Some(s) = &self.shared {
+            if *s.state.lock() != State::Error {
+                *s.state.lock() = State::PendingShutdown;
+            }
+            s.shutdown.store(true, Ordering::SeqCst);
+        }
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(s) = self.shared.take() {
+            let _ = s.db.persist(fjall::PersistMode::SyncAll);
+            let mut st = s.state.lock();
+            if *st != State::Error {
+                *st = State::NotRunning;
+            }
+        }
+    }
+
+    fn query_parts(&self, name: &str) -> Result<(StoreDef, Vec<Arc<dyn KvBackend>>)> {
+        let s = self
+            .shared
+            .as_ref()
+            .ok_or_else(|| StreamsError::Streams("KafkaStreams is not running".into()))?;
+        let def = self.topology.store_def(name).cloned().ok_or_else(|| {
+            StreamsError::Streams(format!(
+                "Cannot get state store {name} because no such store is registered in the topology."
+            ))
+        })?;
+        let parts = s
+            .registry
+            .read()
+            .get(name)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        Ok((def, parts))
+    }
+
+    /// Interactive query of a key-value store over this instance's partitions.
+    pub fn store<K, V>(&self, name: &str) -> Result<ReadOnlyKeyValueStore<K, V>>
+    where
+        K: Send + Sync + Clone + 'static,
+        V: Send + Sync + Clone + 'static,
+    {
+        let (def, parts) = self.query_parts(name)?;
+        ReadOnlyKeyValueStore::new(&def, parts)
+    }
+
+    /// Interactive query of a window store.
+    pub fn window_store<K, V>(&self, name: &str) -> Result<ReadOnlyWindowStore<K, V>>
+    where
+        K: Send + Sync + Clone + 'static,
+        V: Send + Sync + Clone + 'static,
+    {
+        let (def, parts) = self.query_parts(name)?;
+        ReadOnlyWindowStore::new(&def, parts)
+    }
+
+    /// The tasks this instance runs now (for tests and monitoring).
+    pub fn local_tasks(&self) -> BTreeSet<TaskId> {
+        self.shared
+            .as_ref()
+            .map(|s| s.active.lock().clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Kafka persists the process id in the state directory so a restarted instance keeps its
+/// transactional ids (and so fences and aborts its own unfinished transactions).
+fn load_process_id(dir: &Path) -> Result<String> {
+    let f = dir.join("kafka-streams-process-metadata");
+    if let Ok(s) = std::fs::read_to_string(&f)
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&s)
+        && let Some(id) = v.get("processId").and_then(|x| x.as_str())
+    {
+        return Ok(id.to_string());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&f, serde_json::json!({ "processId": id }).to_string())?;
+    Ok(id)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Delivery {
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for Delivery {}
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = r {
+            let mut f = self.failed.lock();
+            if f.is_none() {
+                *f = Some(format!("producing to {}: {e}", m.topic()));
+            }
+        }
+    }
+}
+
+/// The per-thread state the rebalance callbacks need too.
+struct ThreadCore {
+    shared: Arc<Shared>,
+    thread: usize,
+    producer: BaseProducer<Delivery>,
+    in_txn: bool,
+    tasks: BTreeMap<TaskId, StreamTask>,
+    /// Set by post_rebalance: the partitions now owned (tasks are built on the thread's next turn).
+    pending_assignment: Option<Vec<(String, i32)>>,
+    failure: Option<String>,
+}
+
+struct StreamsConsumerContext {
+    core: Arc<Mutex<ThreadCore>>,
+}
+
+impl ClientContext for StreamsConsumerContext {}
+impl ConsumerContext for StreamsConsumerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            let mut core = self.core.lock();
+            *core.shared.state.lock() = State::Rebalancing;
+            // Eager (range) rebalances revoke everything: commit, then close every task.
+            let clean = match core.commit_all(consumer) {
+                Ok(()) => true,
+                Err(e) => {
+                    core.failure = Some(format!("commit on revocation: {e}"));
+                    false
+                }
+            };
+            core.close_all_tasks(clean);
+        }
+    }
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let parts = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                self.core.lock().pending_assignment = Some(parts);
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// The restore consumer asks for end-of-partition events; librdkafka also reports them as errors,
+/// which are expected here and not worth a log line.
+struct RestoreContext;
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "restore consumer error");
+        }
+    }
+}
+impl ConsumerContext for RestoreContext {}
+
+fn client_config(shared: &Shared, client: &str) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &shared.config.bootstrap_servers);
+    for (k, v) in shared.config.overrides(client) {
+        cc.set(k, v);
+    }
+    cc
+}
+
+fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
+    let cfg = &shared.config;
+    let eos = cfg.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
+    let client_id = format!(
+        "{}-{}-StreamThread-{n}",
+        cfg.application_id, shared.process_id
+    );
+    let mut pc = client_config(shared, "producer");
+    pc.set("client.id", format!("{client_id}-producer"))
+        // Java's partitioner, so keys land where Java clients (and Kafka Streams) put them.
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("acks", "all");
+    if eos {
+        pc.set(
+            "transactional.id",
+            format!("{}-{}-{n}", cfg.application_id, shared.process_id),
+        )
+        .set("transaction.timeout.ms", "10000");
+    }
+    let producer: BaseProducer<Delivery> = pc.create_with_context(Delivery {
+        failed: Mutex::new(None),
+    })?;
+    if eos {
+        producer.init_transactions(Duration::from_secs(60))?;
+    }
+    let core = Arc::new(Mutex::new(ThreadCore {
+        shared: shared.clone(),
+        thread: n,
+        producer,
+        in_txn: false,
+        tasks: BTreeMap::new(),
+        pending_assignment: None,
+        failure: None,
+    }));
+    let mut cc = client_config(shared, "consumer");
+    cc.set("group.id", &cfg.application_id)
+        .set("client.id", format!("{client_id}-consumer"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("enable.partition.eof", "false")
+        .set(
+            "isolation.level",
+            if eos {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        );
+    let consumer: BaseConsumer<StreamsConsumerContext> =
+        cc.create_with_context(StreamsConsumerContext { core: core.clone() })?;
+    let topics: Vec<&str> = shared
+        .topic_subtopology
+        .keys()
+        .map(|s| s.as_str())
+        .collect();
+    consumer.subscribe(&topics)?;
+    let mut last_commit = Instant::now();
+    let commit_every = Duration::from_millis(cfg.commit_interval_ms);
+    let result = (|| -> Result<()> {
+        while !shared.shutdown.load(Ordering::SeqCst) {
+            let first = consumer.poll(Duration::from_millis(100));
+            let mut core = core.lock();
+            if let Some(f) = core.failure.take() {
+                return Err(StreamsError::Streams(f));
+            }
+            if let Some(parts) = core.pending_assignment.take() {
+                core.create_tasks(parts)?;
+                *shared.state.lock() = State::Running;
+            }
+            let mut msg = first;
+            let mut handled = 0;
+            while let Some(m) = msg {
+                let m = m.map_err(|e| StreamsError::Kafka(e.to_string()))?;
+                core.handle(&m)?;
+                handled += 1;
+                if handled >= 500 {
+                    break;
+                }
+                drop(m);
+                msg = consumer.poll(Duration::ZERO);
+                if let Some(f) = core.failure.take() {
+                    return Err(StreamsError::Streams(f));
+                }
+                if core.pending_assignment.is_some() {
+                    break;
+                }
+            }
+            core.producer.poll(Duration::ZERO);
+            for t in core.tasks.values_mut() {
+                t.punctuate_wall_clock()?;
+            }
+            core.send_pending()?;
+            let requested = core.tasks.values().any(|t| t.commit_requested());
+            if requested || last_commit.elapsed() >= commit_every {
+                core.commit_all(&consumer)?;
+                last_commit = Instant::now();
+            }
+        }
+        Ok(())
+    })();
+    let mut c = core.lock();
+    if result.is_ok() {
+        c.commit_all(&consumer)?;
+        c.close_all_tasks(true);
+    } else if eos && c.in_txn {
+        let _ = c.producer.abort_transaction(Duration::from_secs(10));
+    }
+    drop(c);
+    consumer.unsubscribe();
+    result
+}
+
+impl ThreadCore {
+    fn handle(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
+        let topic = m.topic().to_string();
+        let partition = m.partition();
+        let Some(&sub) = self.shared.topic_subtopology.get(&topic) else {
+            return Ok(());
+        };
+        let id = TaskId {
+            subtopology: sub,
+            partition,
+        };
+        let Some(task) = self.tasks.get_mut(&id) else {
+            tracing::warn!(%topic, partition, "record for a partition with no task");
+            return Ok(());
+        };
+        let ts = m.timestamp().to_millis().unwrap_or(0);
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_string(), x.value.map(|v| v.to_vec())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match task.process(
+            &topic,
+            partition,
+            m.offset(),
+            ts,
+            m.key(),
+            m.payload(),
+            headers,
+        ) {
+            Ok(()) => {}
+            Err(ProcessError::Deserialization(e)) => {
+                match self.shared.config.deserialization_handler {
+                    DeserializationHandler::LogAndContinue => {
+                        tracing::warn!(%topic, partition, offset = m.offset(), error = %e,
+                        "Skipping record due to deserialization error (LogAndContinueExceptionHandler)");
+                        task.skip(&topic, partition, m.offset());
+                    }
+                    DeserializationHandler::LogAndFail => {
+                        return Err(StreamsError::Streams(format!(
+                            "Deserialization exception handler is set to fail upon a deserialization error. \
+                         Record at {topic}-{partition} offset {}: {e}",
+                            m.offset()
+                        )));
+                    }
+                }
+            }
+            Err(ProcessError::Other(e)) => return Err(e),
+        }
+        self.send_pending()
+    }
+
+    fn send_pending(&mut self) -> Result<()> {
+        let mut out: Vec<OutRecord> = Vec::new();
+        for t in self.tasks.values_mut() {
+            out.extend(t.take_output());
+        }
+        for r in out {
+            self.send(r)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, r: OutRecord) -> Result<()> {
+        if self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2
+            && !self.in_txn
+        {
+            self.producer.begin_transaction()?;
+            self.in_txn = true;
+        }
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        loop {
+            let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic)
+                .timestamp(r.timestamp)
+                .headers(headers.clone());
+            if let Some(k) = &r.key {
+                rec = rec.key(k.as_slice());
+            }
+            if let Some(v) = &r.value {
+                rec = rec.payload(v.as_slice());
+            }
+            if let Some(p) = r.partition {
+                rec = rec.partition(p);
+            }
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Kafka's commit: flush caches, send everything, then commit offsets (in the transaction
+    /// under exactly_once_v2, after the producer flushed under at_least_once).
+    fn commit_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        for t in self.tasks.values_mut() {
+            t.flush()?;
+        }
+        self.send_pending()?;
+        let mut tpl = TopicPartitionList::new();
+        for t in self.tasks.values() {
+            for ((topic, p), off) in &t.consumed {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*off))
+                    .map_err(|e| StreamsError::Kafka(e.to_string()))?;
+            }
+        }
+        let eos = self.shared.config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2;
+        if eos {
+            if tpl.count() == 0 && !self.in_txn {
+                return Ok(());
+            }
+            if !self.in_txn {
+                self.producer.begin_transaction()?;
+                self.in_txn = true;
+            }
+            if tpl.count() > 0 {
+                let meta = consumer
+                    .group_metadata()
+                    .ok_or_else(|| StreamsError::Kafka("consumer has no group metadata".into()))?;
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &meta, Duration::from_secs(30))?;
+            }
+            self.producer.commit_transaction(Duration::from_secs(60))?;
+            self.in_txn = false;
+        } else {
+            self.producer.flush(Duration::from_secs(60))?;
+            if let Some(e) = self.producer.context().failed.lock().take() {
+                return Err(StreamsError::Kafka(e));
+            }
+            if tpl.count() > 0 {
+                consumer.commit(&tpl, CommitMode::Sync)?;
+            }
+        }
+        for t in self.tasks.values_mut() {
+            t.consumed.clear();
+        }
+        Ok(())
+    }
+
+    fn task_dir(&self, id: TaskId) -> PathBuf {
+        self.shared.app_dir.join(id.to_string())
+    }
+
+    /// Drops the tasks. After a successful commit (`clean`) each task's checkpoint (changelog end
+    /// offsets) is written so a restart restores only the tail; otherwise none is, and the next
+    /// owner rebuilds the store from the changelog.
+    fn close_all_tasks(&mut self, clean: bool) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for (id, mut t) in tasks {
+            t.close();
+            self.shared.active.lock().remove(&id);
+            if !clean {
+                let mut reg = self.shared.registry.write();
+                for m in reg.values_mut() {
+                    m.remove(&id);
+                }
+                continue;
+            }
+            let mut cp = serde_json::Map::new();
+            for s in t.stores() {
+                if let Some(topic) = &s.changelog
+                    && let Ok(c) = self.restore_consumer()
+                    && let Ok((_, high)) =
+                        c.fetch_watermarks(topic, id.partition, Duration::from_secs(10))
+                {
+                    cp.insert(topic.clone(), serde_json::json!(high));
+                }
+            }
+            let dir = self.task_dir(id);
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(
+                dir.join(".checkpoint"),
+                serde_json::Value::Object(cp).to_string(),
+            );
+            let mut reg = self.shared.registry.write();
+            for m in reg.values_mut() {
+                m.remove(&id);
+            }
+        }
+    }
+
+    fn restore_consumer(&self) -> Result<BaseConsumer<RestoreContext>> {
+        let mut cc = client_config(&self.shared, "restore.consumer");
+        cc.set(
+            "group.id",
+            format!("{}-restore", self.shared.config.application_id),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+        Ok(cc.create_with_context(RestoreContext)?)
+    }
+
+    fn create_tasks(&mut self, parts: Vec<(String, i32)>) -> Result<()> {
+        let mut ids = BTreeSet::new();
+        for (t, p) in parts {
+            if let Some(&s) = self.shared.topic_subtopology.get(&t) {
+                ids.insert(TaskId {
+                    subtopology: s,
+                    partition: p,
+                });
+            }
+        }
+        for id in ids {
+            if self.tasks.contains_key(&id) {
+                continue;
+            }
+            let task = self.create_task(id)?;
+            self.tasks.insert(id, task);
+            self.shared.active.lock().insert(id);
+        }
+        tracing::info!(thread = self.thread, tasks = ?self.tasks.keys().map(|t| t.to_string()).collect::<Vec<_>>(), "assigned tasks");
+        Ok(())
+    }
+
+    fn create_task(&mut self, id: TaskId) -> Result<StreamTask> {
+        let shared = self.shared.clone();
+        let mut factory = |def: &StoreDef, id: TaskId| -> Result<Arc<dyn KvBackend>> {
+            Ok(Arc::new(FjallBackend::open(
+                &shared.db,
+                &def.name,
+                &id.to_string(),
+            )?))
+        };
+        let mut task = StreamTask::new(
+            shared.topology.clone(),
+            &shared.config.application_id,
+            id,
+            shared.config.cache_max_bytes,
+            &mut factory,
+        )?;
+        // The checkpoint says up to where the local store matches the changelog. It is deleted
+        // before processing, so a crash leaves no checkpoint and the store is rebuilt in full.
+        let cp_file = self.task_dir(id).join(".checkpoint");
+        let checkpoint: BTreeMap<String, i64> = std::fs::read_to_string(&cp_file)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        let _ = std::fs::remove_file(&cp_file);
+        let mut from: Vec<(String, String, i64)> = Vec::new();
+        let names: Vec<(String, Option<String>)> = task
+            .stores()
+            .map(|s| (s.name.clone(), s.changelog.clone()))
+            .collect();
+        for (name, changelog) in names {
+            let Some(topic) = changelog else { continue };
+            let start = match checkpoint.get(&topic) {
+                Some(&o) => o,
+                None => {
+                    if let Some(s) = task.store_mut(&name) {
+                        s.backend.clear()?;
+                    }
+                    0
+                }
+            };
+            from.push((name, topic, start));
+        }
+        if !from.is_empty() {
+            self.restore(&mut task, id.partition, &from)?;
+        }
+        task.initialize()?;
+        let mut reg = shared.registry.write();
+        for s in task.stores() {
+            reg.entry(s.name.clone())
+                .or_default()
+                .insert(id, s.backend.clone());
+        }
+        Ok(task)
+    }
+
+    /// Reads each changelog partition from its start offset to its end into the store, one
+    /// partition at a time so an end-of-partition event is unambiguous.
+    fn restore(
+        &self,
+        task: &mut StreamTask,
+        partition: i32,
+        from: &[(String, String, i64)],
+    ) -> Result<()> {
+        let c = self.restore_consumer()?;
+        let mut restored = 0u64;
+        for (store, topic, start) in from {
+            let (_, high) = c.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+            if high <= *start {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
+                .map_err(|e| StreamsError::Kafka(e.to_string()))?;
+            c.assign(&tpl)?;
+            let started = Instant::now();
+            loop {
+                if started.elapsed() > Duration::from_secs(300) {
+                    return Err(StreamsError::Streams(format!(
+                        "restoring task {}: changelog {topic}-{partition} did not reach offset {high} in 300 s",
+                        task.state.id
+                    )));
+                }
+                match c.poll(Duration::from_millis(200)) {
+                    None => {}
+                    // The end (for read_committed, the last stable offset; a trailing commit
+                    // marker is never delivered as a record).
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(m)) => {
+                        if let Some(s) = task.store_mut(store) {
+                            s.restore(
+                                m.key().unwrap_or_default(),
+                                m.payload(),
+                                m.timestamp().to_millis().unwrap_or(0),
+                            )?;
+                            restored += 1;
+                        }
+                        if m.offset() + 1 >= high {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!(task = %task.state.id, restored, "restored state from changelogs");
+        Ok(())
+    }
+}

@@ -1,0 +1,434 @@
+//! strom-streams against a real strom broker started in this process: end-to-end wordcount,
+//! restore from the changelog after the state directory is deleted, start-up errors (missing source
+//! topic, co-partitioning), two instances sharing the tasks, exactly-once with a SIGKILLed example.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use strom_streams::*;
+
+/// One broker for the whole file, on an ephemeral port.
+fn bootstrap() -> &'static str {
+    static ADDR: OnceLock<String> = OnceLock::new();
+    ADDR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let dir = tempfile::tempdir().expect("tempdir").keep();
+                // Clients reconnect to the advertised address, so it needs the real port: take a
+                // free one from the OS first.
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("free port")
+                    .port();
+                let config = strom_broker::BrokerConfig::load(
+                    None,
+                    &[
+                        format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+                        format!("log.dirs={}", dir.display()),
+                        "offsets.topic.num.partitions=3".to_string(),
+                        "transaction.state.log.num.partitions=3".to_string(),
+                        "group.initial.rebalance.delay.ms=0".to_string(),
+                    ],
+                )
+                .expect("config");
+                let server = strom_broker::server::start(config).await.expect("start");
+                tx.send(server.local_addrs[0].to_string()).expect("send");
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv_timeout(Duration::from_secs(60)).expect("broker up")
+    })
+}
+
+fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let r = futures_executor::block_on(admin.create_topics([&t], &AdminOptions::new()))
+        .expect("create");
+    for x in r {
+        x.expect("topic created");
+    }
+}
+
+fn produce(topic: &str, records: &[(Option<&str>, &str)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    for (k, v) in records {
+        let mut r: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(*v);
+        if let Some(k) = k {
+            r = r.key(*k);
+        }
+        p.send(r).map_err(|(e, _)| e).expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// A consumed record: key and value bytes.
+type Kv = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Reads `topic` (read_committed) until `done` says the records so far are enough, or 60 s pass.
+fn consume_until(topic: &str, done: impl Fn(&[Kv]) -> bool) -> Vec<Kv> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m = m.expect("message");
+            out.push((m.key().map(|k| k.to_vec()), m.payload().map(|v| v.to_vec())));
+        }
+        if done(&out) {
+            break;
+        }
+    }
+    out
+}
+
+fn latest_counts(recs: &[Kv]) -> HashMap<String, i64> {
+    let mut m = HashMap::new();
+    for (k, v) in recs {
+        let k = String::from_utf8(k.clone().unwrap()).unwrap();
+        let v = i64::from_be_bytes(v.clone().unwrap().try_into().unwrap());
+        m.insert(k, v);
+    }
+    m
+}
+
+fn config(app: &str, dir: &std::path::Path, extra: &[(&str, &str)]) -> StreamsConfig {
+    let mut props = vec![
+        ("application.id".to_string(), app.to_string()),
+        ("bootstrap.servers".to_string(), bootstrap().to_string()),
+        ("state.dir".to_string(), dir.display().to_string()),
+        ("commit.interval.ms".to_string(), "100".to_string()),
+        (
+            "consumer.session.timeout.ms".to_string(),
+            "6000".to_string(),
+        ),
+    ];
+    props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    StreamsConfig::from_props(props).expect("config")
+}
+
+fn wordcount(input: &str, output: &str) -> Topology {
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    b.stream(input, Consumed::with(s(), s()))
+        .flat_map_values(|l: &String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w: &String| w.clone(), Grouped::with(s(), s()))
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(output, Produced::with(s(), Serdes::i64()));
+    b.build().expect("topology")
+}
+
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn wordcount_end_to_end_then_restore_after_state_dir_deleted() {
+    let (input, output) = ("wc-in", "wc-out");
+    create_topic(input, 2);
+    create_topic(output, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut app =
+        KafkaStreams::new(wordcount(input, output), config("wc", dir.path(), &[])).unwrap();
+    app.start().unwrap();
+    produce(input, &[(None, "a b a"), (Some("x"), "b c"), (None, "a")]);
+    let want: HashMap<String, i64> = [("a", 3), ("b", 2), ("c", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let got = consume_until(output, |r| latest_counts(r) == want);
+    assert_eq!(latest_counts(&got), want);
+    // Interactive query of the same store.
+    wait_for("store to show a=3", || {
+        app.store::<String, i64>("counts")
+            .and_then(|s| s.get(&"a".to_string()))
+            .ok()
+            .flatten()
+            == Some(3)
+    });
+    app.close();
+    assert_eq!(app.state(), State::Created);
+    // Internal topics exist with Kafka's names.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+    let names: Vec<&str> = md.topics().iter().map(|t| t.name()).collect();
+    assert!(names.contains(&"wc-counts-changelog"), "{names:?}");
+    assert!(names.contains(&"wc-counts-repartition"), "{names:?}");
+
+    // Delete the state: the counts must come back from the changelog.
+    drop(dir);
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut app =
+        KafkaStreams::new(wordcount(input, output), config("wc", dir2.path(), &[])).unwrap();
+    app.start().unwrap();
+    produce(input, &[(None, "a c")]);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.get("a") == Some(&4) && m.get("c") == Some(&2)
+    });
+    let m = latest_counts(&got);
+    assert_eq!(
+        (m.get("a"), m.get("b"), m.get("c")),
+        (Some(&4), Some(&2), Some(&2))
+    );
+    app.close();
+}
+
+#[test]
+fn missing_source_topic_fails_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(
+        wordcount("no-such-input", "whatever"),
+        config("missing", dir.path(), &[]),
+    )
+    .unwrap();
+    let e = app.start().unwrap_err().to_string();
+    assert!(e.contains("no-such-input"), "{e}");
+}
+
+#[test]
+fn join_over_different_partition_counts_is_a_topology_error() {
+    create_topic("cp-left", 2);
+    create_topic("cp-right", 3);
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    let t = b.table(
+        "cp-right",
+        Consumed::with(s(), s()),
+        Materialized::as_("cp-t"),
+    );
+    b.stream("cp-left", Consumed::with(s(), s()))
+        .join_table(&t, |a: &String, b: &String| format!("{a}{b}"))
+        .to("cp-out", Produced::with(s(), s()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(b.build().unwrap(), config("cp", dir.path(), &[])).unwrap();
+    let e = app.start().unwrap_err().to_string();
+    assert!(e.starts_with("Invalid topology"), "{e}");
+    assert!(e.contains("cp-left") && e.contains("cp-right"), "{e}");
+}
+
+#[test]
+fn stream_table_join_against_broker() {
+    create_topic("ej-orders", 2);
+    create_topic("ej-customers", 2);
+    create_topic("ej-out", 1);
+    produce("ej-customers", &[(Some("c1"), "Ann"), (Some("c2"), "Bob")]);
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    let t = b.table(
+        "ej-customers",
+        Consumed::with(s(), s()),
+        Materialized::as_("customers"),
+    );
+    b.stream("ej-orders", Consumed::with(s(), s()))
+        .left_join_table(&t, |o: &String, n: Option<&String>| {
+            format!("{o}|{}", n.map_or("unknown", |n| n.as_str()))
+        })
+        .to("ej-out", Produced::with(s(), s()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(b.build().unwrap(), config("ej", dir.path(), &[])).unwrap();
+    app.start().unwrap();
+    wait_for("customers table loaded", || {
+        app.store::<String, String>("customers")
+            .and_then(|s| s.all())
+            .map(|a| a.len() == 2)
+            .unwrap_or(false)
+    });
+    produce(
+        "ej-orders",
+        &[(Some("c1"), "o1"), (Some("c3"), "o2"), (Some("c2"), "o3")],
+    );
+    let got = consume_until("ej-out", |r| r.len() >= 3);
+    let mut vals: Vec<String> = got
+        .iter()
+        .map(|(_, v)| String::from_utf8(v.clone().unwrap()).unwrap())
+        .collect();
+    vals.sort();
+    assert_eq!(vals, vec!["o1|Ann", "o2|unknown", "o3|Bob"]);
+    app.close();
+}
+
+#[test]
+fn two_instances_share_tasks_and_one_takes_over() {
+    let (input, output) = ("share-in", "share-out");
+    create_topic(input, 4);
+    create_topic(output, 1);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a =
+        KafkaStreams::new(wordcount(input, output), config("share", d1.path(), &[])).unwrap();
+    let mut b =
+        KafkaStreams::new(wordcount(input, output), config("share", d2.path(), &[])).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    // 4 input partitions x 2 sub-topologies = 8 tasks, split between the two instances.
+    wait_for("both instances to own tasks", || {
+        let (ta, tb) = (a.local_tasks(), b.local_tasks());
+        !ta.is_empty() && !tb.is_empty() && ta.len() + tb.len() == 8 && ta.is_disjoint(&tb)
+    });
+    let words: Vec<String> = (0..40).map(|i| format!("w{}", i % 8)).collect();
+    let lines: Vec<(Option<&str>, &str)> = words.iter().map(|w| (None, w.as_str())).collect();
+    produce(input, &lines);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.len() == 8 && m.values().all(|&c| c == 5)
+    });
+    assert!(
+        latest_counts(&got).values().all(|&c| c == 5),
+        "{:?}",
+        latest_counts(&got)
+    );
+    b.close();
+    wait_for("instance a to own all 8 tasks", || {
+        a.local_tasks().len() == 8
+    });
+    produce(input, &lines);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.len() == 8 && m.values().all(|&c| c == 10)
+    });
+    assert!(
+        latest_counts(&got).values().all(|&c| c == 10),
+        "{:?}",
+        latest_counts(&got)
+    );
+    a.close();
+}
+
+/// The example program built next to this test (`cargo test -p strom-streams` builds examples).
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p strom-streams --examples` (or run the whole \
+         `cargo test -p strom-streams`, which builds examples)",
+        p.display()
+    );
+    p
+}
+
+fn spawn_wordcount(dir: &std::path::Path, guarantee: &str) -> std::process::Child {
+    std::process::Command::new(example("wordcount"))
+        .args([
+            "--bootstrap-servers",
+            bootstrap(),
+            "--input",
+            "eos-in",
+            "--output",
+            "eos-out",
+            "--application-id",
+            "eos-wc",
+            "--state-dir",
+            &dir.display().to_string(),
+            "--processing-guarantee",
+            guarantee,
+            "--commit-interval-ms",
+            "50",
+            "--config",
+            "consumer.session.timeout.ms=6000",
+        ])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("spawn wordcount")
+}
+
+/// exactly_once_v2: the wordcount example is SIGKILLed while it works and restarted on the same
+/// state directory; the committed output must hold each word's exact count, and every word's
+/// committed counts must strictly increase (a re-emitted count would mean duplicate processing).
+#[test]
+fn wordcount_example_exactly_once_survives_sigkill() {
+    create_topic("eos-in", 2);
+    create_topic("eos-out", 2);
+    let words = ["alpha", "beta", "gamma", "delta", "epsilon"];
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    let mut batch = |n: usize, offset: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let line: Vec<&str> = (0..3)
+                    .map(|j| words[(i * 7 + j * 3 + offset) % 5])
+                    .collect();
+                for w in &line {
+                    *expected.entry(w.to_string()).or_default() += 1;
+                }
+                line.join(" ")
+            })
+            .collect()
+    };
+    let first = batch(300, 0);
+    let second = batch(300, 1);
+    let third = batch(100, 2);
+    let send = |lines: &[String]| {
+        let recs: Vec<(Option<&str>, &str)> = lines.iter().map(|l| (None, l.as_str())).collect();
+        produce("eos-in", &recs);
+    };
+    let dir = tempfile::tempdir().unwrap();
+    send(&first);
+    let mut child = spawn_wordcount(dir.path(), "exactly_once_v2");
+    // Kill once some results are committed, while the second batch is still arriving.
+    consume_until("eos-out", |r| !r.is_empty());
+    send(&second);
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let mut child = spawn_wordcount(dir.path(), "exactly_once_v2");
+    send(&third);
+    let got = consume_until("eos-out", |r| latest_counts(r) == expected);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(latest_counts(&got), expected);
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (k, v) in &got {
+        let k = String::from_utf8(k.clone().unwrap()).unwrap();
+        let v = i64::from_be_bytes(v.clone().unwrap().try_into().unwrap());
+        let prev = last.insert(k.clone(), v).unwrap_or(0);
+        assert!(
+            v > prev,
+            "count of {k} went from {prev} to {v}: duplicate processing"
+        );
+    }
+    assert!(
+        status.success(),
+        "wordcount exited with {status} on SIGTERM"
+    );
+}

@@ -1,0 +1,387 @@
+//! DSL operators run through the TopologyTestDriver (no broker).
+
+use std::time::Duration;
+
+use strom_streams::config::DeserializationHandler;
+use strom_streams::test_driver::TestRecord;
+use strom_streams::*;
+
+fn s() -> SerdeRef<String> {
+    Serdes::string()
+}
+
+fn wordcount() -> Topology {
+    let b = StreamsBuilder::new();
+    b.stream("streams-plaintext-input", Consumed::with(s(), s()))
+        .flat_map_values(|v: &String| {
+            v.to_lowercase()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .group_by(|_, w: &String| w.clone(), Grouped::with(s(), s()))
+        .count(Materialized::as_("counts-store"))
+        .to_stream()
+        .to(
+            "streams-wordcount-output",
+            Produced::with(s(), Serdes::i64()),
+        );
+    b.build().unwrap()
+}
+
+#[test]
+fn describe_matches_kafka_wordcount() {
+    // The text Kafka 4.x prints for the same WordCountDemo topology.
+    let expected = "Topologies:
+   Sub-topology: 0
+    Source: KSTREAM-SOURCE-0000000000 (topics: [streams-plaintext-input])
+      --> KSTREAM-FLATMAPVALUES-0000000001
+    Processor: KSTREAM-FLATMAPVALUES-0000000001 (stores: [])
+      --> KSTREAM-KEY-SELECT-0000000002
+      <-- KSTREAM-SOURCE-0000000000
+    Processor: KSTREAM-KEY-SELECT-0000000002 (stores: [])
+      --> counts-store-repartition-filter
+      <-- KSTREAM-FLATMAPVALUES-0000000001
+    Processor: counts-store-repartition-filter (stores: [])
+      --> counts-store-repartition-sink
+      <-- KSTREAM-KEY-SELECT-0000000002
+    Sink: counts-store-repartition-sink (topic: counts-store-repartition)
+      <-- counts-store-repartition-filter
+
+  Sub-topology: 1
+    Source: counts-store-repartition-source (topics: [counts-store-repartition])
+      --> KSTREAM-AGGREGATE-0000000003
+    Processor: KSTREAM-AGGREGATE-0000000003 (stores: [counts-store])
+      --> KTABLE-TOSTREAM-0000000007
+      <-- counts-store-repartition-source
+    Processor: KTABLE-TOSTREAM-0000000007 (stores: [])
+      --> KSTREAM-SINK-0000000008
+      <-- KSTREAM-AGGREGATE-0000000003
+    Sink: KSTREAM-SINK-0000000008 (topic: streams-wordcount-output)
+      <-- KTABLE-TOSTREAM-0000000007
+
+";
+    assert_eq!(wordcount().describe(), expected);
+}
+
+#[test]
+fn wordcount_counts_and_store_query() {
+    let d = TopologyTestDriver::new(wordcount()).unwrap();
+    let mut input = d.create_input_topic("streams-plaintext-input", s(), s());
+    let out = d.create_output_topic("streams-wordcount-output", s(), Serdes::i64());
+    input.pipe_value("Hello Kafka Streams".into()).unwrap();
+    input.pipe_value("hello strom".into()).unwrap();
+    let got = out.read_key_values_to_list().unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (Some("hello".into()), Some(1)),
+            (Some("kafka".into()), Some(1)),
+            (Some("streams".into()), Some(1)),
+            (Some("hello".into()), Some(2)),
+            (Some("strom".into()), Some(1)),
+        ]
+    );
+    let store = d.key_value_store::<String, i64>("counts-store").unwrap();
+    assert_eq!(store.get(&"hello".to_string()).unwrap(), Some(2));
+    assert_eq!(store.get(&"nope".to_string()).unwrap(), None);
+    let range = store
+        .range(Some(&"k".to_string()), Some(&"stz".to_string()))
+        .unwrap();
+    assert_eq!(
+        range,
+        vec![
+            ("kafka".into(), 1),
+            ("streams".into(), 1),
+            ("strom".into(), 1)
+        ]
+    );
+    let topics = d.produced_topic_names();
+    assert!(
+        topics.contains("dummy-topology-test-driver-app-id-counts-store-changelog"),
+        "{topics:?}"
+    );
+    assert!(
+        topics.contains("dummy-topology-test-driver-app-id-counts-store-repartition"),
+        "{topics:?}"
+    );
+}
+
+#[test]
+fn stateless_operators() {
+    let b = StreamsBuilder::new();
+    let src = b.stream("in", Consumed::with(s(), Serdes::i64()));
+    src.filter(|_, v| *v > 0)
+        .map_values(|v| v * 10)
+        .to("pos", Produced::with(s(), Serdes::i64()));
+    src.filter_not(|_, v| *v > 0)
+        .map(|k, v| {
+            (
+                format!("neg-{}", k.map_or("?", |k| k.as_str())),
+                v.to_string(),
+            )
+        })
+        .to("neg", Produced::with(s(), s()));
+    src.flat_map(|k, v| {
+        let k = k.cloned().unwrap_or_default();
+        (0..*v).map(move |i| (format!("{k}{i}"), i))
+    })
+    .select_key(|k, _| k.map_or(0, |k| k.len() as i32))
+    .to("flat", Produced::with(Serdes::i32(), Serdes::i64()));
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    src.peek(move |_, v| seen2.lock().push(*v))
+        .foreach(|_, _| {});
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), Serdes::i64());
+    i.pipe_input_at(Some(&"a".into()), Some(&2), 5).unwrap();
+    i.pipe_input_at(Some(&"b".into()), Some(&-1), 6).unwrap();
+    let pos = d.create_output_topic("pos", s(), Serdes::i64());
+    assert_eq!(
+        pos.read_records_to_list().unwrap(),
+        vec![TestRecord {
+            key: Some("a".into()),
+            value: Some(20),
+            timestamp: 5
+        }]
+    );
+    let neg = d.create_output_topic("neg", s(), s());
+    assert_eq!(
+        neg.read_key_values_to_list().unwrap(),
+        vec![(Some("neg-b".into()), Some("-1".into()))]
+    );
+    let flat = d.create_output_topic("flat", Serdes::i32(), Serdes::i64());
+    assert_eq!(
+        flat.read_key_values_to_list().unwrap(),
+        vec![(Some(2), Some(0)), (Some(2), Some(1))]
+    );
+    assert_eq!(*seen.lock(), vec![2, -1]);
+}
+
+#[test]
+fn split_merge_and_dynamic_topics() {
+    let b = StreamsBuilder::new();
+    let src = b.stream("in", Consumed::with(s(), Serdes::i64()));
+    let branches = src
+        .split_named(Some("Branch-"))
+        .branch_as("small", |_, v| *v < 10)
+        .branch(|_, v| *v < 100)
+        .default_branch(None);
+    let mut names: Vec<_> = branches.keys().cloned().collect();
+    names.sort();
+    assert_eq!(names, vec!["Branch-0", "Branch-2", "Branch-small"]);
+    branches["Branch-small"]
+        .merge(&branches["Branch-0"])
+        .to("small-or-huge", Produced::with(s(), Serdes::i64()));
+    branches["Branch-2"].to_dynamic(
+        |k, _, _| format!("mid-{}", k.map_or("none", |k| k.as_str())),
+        Produced::with(s(), Serdes::i64()),
+    );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), Serdes::i64());
+    for (k, v) in [("a", 1), ("b", 50), ("c", 1000)] {
+        i.pipe_input(k.into(), v).unwrap();
+    }
+    let o = d.create_output_topic("small-or-huge", s(), Serdes::i64());
+    assert_eq!(o.read_values_to_list().unwrap(), vec![Some(1), Some(1000)]);
+    let m = d.create_output_topic("mid-b", s(), Serdes::i64());
+    assert_eq!(m.read_values_to_list().unwrap(), vec![Some(50)]);
+}
+
+#[test]
+fn reduce_aggregate_and_table_ops() {
+    let b = StreamsBuilder::new();
+    let src = b.stream("in", Consumed::with(s(), Serdes::i64()));
+    let g = src.group_by_key(Grouped::with(s(), Serdes::i64()));
+    g.reduce(|a, v| (*a).max(*v), Materialized::as_("max"))
+        .to_stream()
+        .to("max-out", Produced::with(s(), Serdes::i64()));
+    g.aggregate(
+        String::new,
+        |_, v, agg: &String| format!("{agg}{v}"),
+        Materialized::as_("concat").with_value_serde(s()),
+    )
+    .filter(|_, v| v.len() < 3)
+    .to_stream()
+    .to("concat-out", Produced::with(s(), s()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), Serdes::i64());
+    for v in [3, 1, 7, 2] {
+        i.pipe_input("k".into(), v).unwrap();
+    }
+    let o = d.create_output_topic("max-out", s(), Serdes::i64());
+    assert_eq!(
+        o.read_values_to_list().unwrap(),
+        vec![Some(3), Some(3), Some(7), Some(7)]
+    );
+    let c = d.create_output_topic("concat-out", s(), s());
+    // "317" fails the filter: Kafka's KTable filter emits a delete (null) for the key.
+    assert_eq!(
+        c.read_values_to_list().unwrap(),
+        vec![Some("3".into()), Some("31".into()), None, None]
+    );
+}
+
+#[test]
+fn table_and_stream_table_join() {
+    let b = StreamsBuilder::new();
+    let users = b.table(
+        "users",
+        Consumed::with(s(), s()),
+        Materialized::as_("users-store"),
+    );
+    b.stream("clicks", Consumed::with(s(), Serdes::i64()))
+        .left_join_table(&users, |clicks, region: Option<&String>| {
+            format!("{clicks}@{}", region.map_or("unknown", |r| r.as_str()))
+        })
+        .to("enriched", Produced::with(s(), s()));
+    users
+        .map_values(|r| r.to_uppercase())
+        .to_stream()
+        .to("regions-upper", Produced::with(s(), s()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut u = d.create_input_topic("users", s(), s());
+    let mut c = d.create_input_topic("clicks", s(), Serdes::i64());
+    u.pipe_input("alice".into(), "europe".into()).unwrap();
+    c.pipe_input("alice".into(), 3).unwrap();
+    c.pipe_input("bob".into(), 4).unwrap();
+    u.pipe_input_at(Some(&"alice".to_string()), None, 0)
+        .unwrap();
+    c.pipe_input("alice".into(), 5).unwrap();
+    let o = d.create_output_topic("enriched", s(), s());
+    assert_eq!(
+        o.read_key_values_to_list().unwrap(),
+        vec![
+            (Some("alice".into()), Some("3@europe".into())),
+            (Some("bob".into()), Some("4@unknown".into())),
+            (Some("alice".into()), Some("5@unknown".into())),
+        ]
+    );
+    let up = d.create_output_topic("regions-upper", s(), s());
+    assert_eq!(
+        up.read_values_to_list().unwrap(),
+        vec![Some("EUROPE".into()), None]
+    );
+}
+
+#[test]
+fn tumbling_and_hopping_windows_with_late_records() {
+    let b = StreamsBuilder::new();
+    let g = b
+        .stream("in", Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()));
+    g.windowed_by(TimeWindows::of_size_and_grace(
+        Duration::from_millis(10),
+        Duration::from_millis(5),
+    ))
+    .count(Materialized::as_("tumbling"))
+    .to_stream()
+    .map(|k, v| {
+        (
+            format!("{}@{}", k.unwrap().key, k.unwrap().window.start),
+            *v,
+        )
+    })
+    .to("tumbling-out", Produced::with(s(), Serdes::i64()));
+    g.windowed_by(
+        TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+            .advance_by(Duration::from_millis(5)),
+    )
+    .count(Materialized::as_("hopping"))
+    .to_stream()
+    .to(
+        "hopping-out",
+        Produced::with(Serdes::time_windowed(s(), 10), Serdes::i64()),
+    );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), s());
+    let k = Some("k".to_string());
+    let v = Some("x".to_string());
+    // 0 and 9 in [0,10); 10 opens [10,20); 20 moves stream time so [0,10) closes at 10+5=15 < 20.
+    for ts in [0, 9, 10, 14, 20, 3] {
+        i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
+    }
+    let o = d.create_output_topic("tumbling-out", s(), Serdes::i64());
+    assert_eq!(
+        o.read_key_values_to_list().unwrap(),
+        vec![
+            (Some("k@0".into()), Some(1)),
+            (Some("k@0".into()), Some(2)),
+            (Some("k@10".into()), Some(1)),
+            // ts 14: stream time 14, window [0,10) still open (10 + 5 > 14) but 14 is in [10,20).
+            (Some("k@10".into()), Some(2)),
+            (Some("k@20".into()), Some(1)),
+            // ts 3 arrives at stream time 20: [0,10) closed at 15, dropped.
+        ]
+    );
+    let w = d.window_store::<String, i64>("tumbling").unwrap();
+    // Retention is size + grace = 15 ms: at stream time 20 the window starting at 0 has expired
+    // from the store, as Kafka's window store drops windows older than stream time - retention.
+    assert_eq!(
+        w.fetch(&"k".into(), 0, 100).unwrap(),
+        vec![(10, 2), (20, 1)]
+    );
+    let h = d.create_output_topic("hopping-out", Serdes::time_windowed(s(), 10), Serdes::i64());
+    let got: Vec<(i64, i64)> = h
+        .read_key_values_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k.unwrap().window.start, v.unwrap()))
+        .collect();
+    // Hopping windows of 10 every 5; no grace, so the late ts=3 is dropped for every window.
+    assert_eq!(
+        got,
+        vec![
+            (0, 1),
+            (0, 2),
+            (5, 1),
+            (5, 2),
+            (10, 1),
+            (5, 3),
+            (10, 2),
+            (15, 1),
+            (20, 1)
+        ]
+    );
+}
+
+#[test]
+fn deserialization_handler() {
+    let build = || {
+        let b = StreamsBuilder::new();
+        b.stream("in", Consumed::with(s(), Serdes::i64()))
+            .to("out", Produced::with(s(), Serdes::i64()));
+        b.build().unwrap()
+    };
+    let d = TopologyTestDriver::with_app_id(build(), "app", DeserializationHandler::LogAndContinue)
+        .unwrap();
+    let mut i = d.create_input_topic("in", s(), Serdes::i64());
+    i.pipe_raw(Some(b"k"), Some(b"abc"), 0).unwrap();
+    i.pipe_input("k".into(), 7).unwrap();
+    let o = d.create_output_topic("out", s(), Serdes::i64());
+    assert_eq!(o.read_values_to_list().unwrap(), vec![Some(7)]);
+    let d = TopologyTestDriver::new(build()).unwrap();
+    let mut i = d.create_input_topic("in", s(), Serdes::i64());
+    let e = i.pipe_raw(Some(b"k"), Some(b"abc"), 0).unwrap_err();
+    assert!(e.to_string().contains("LongDeserializer"), "{e}");
+}
+
+#[test]
+fn topology_errors() {
+    let b = StreamsBuilder::new();
+    b.stream("a", Consumed::with(s(), s()));
+    b.stream("a", Consumed::with(s(), s()));
+    let e = b.build().err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "Invalid topology: Topic a has already been registered by another source."
+    );
+    // A key change without serdes for the repartition topic is a build error naming the topic.
+    let b = StreamsBuilder::new();
+    b.stream("a", Consumed::with(s(), s()))
+        .map(|_, v| (v.clone(), 1i64))
+        .group_by_key(Grouped::default_serdes())
+        .count(Materialized::as_("c"));
+    let e = b.build().err().unwrap().to_string();
+    assert!(e.contains("c-repartition"), "{e}");
+}
