@@ -20,7 +20,7 @@ use crate::record::{Change, Dyn, Record, RecordMetadata};
 use crate::serde::{ErasedSerde, SerdeRef, Serdes};
 use crate::state::StoreKind;
 use crate::topology::{ProcessorSupplier, SinkTopic, StoreDef, Topology};
-use crate::window::{TimeWindows, Windowed};
+use crate::window::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
 /// Types that can flow through a topology.
 pub trait Data: Send + Sync + 'static {}
@@ -151,6 +151,62 @@ impl StreamsBuilder {
         let ks = materialized.key_serde.clone().or(consumed.key_serde);
         let vs = materialized.value_serde.clone().or(consumed.value_serde);
         source.make_table(name, store, ks, vs, &materialized)
+    }
+
+    /// Kafka's `globalTable(topic, Consumed, Materialized)`: every instance holds the whole topic
+    /// in a store, for joins that need no co-partitioning.
+    pub fn global_table<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> GlobalKTable<K, V> {
+        let source = self.new_name("KSTREAM-SOURCE-");
+        let store = materialized
+            .store_name
+            .clone()
+            .unwrap_or_else(|| self.new_name(&format!("{topic}-STATE-STORE-")));
+        let processor = self.new_name("KTABLE-SOURCE-");
+        let ks = materialized.key_serde.clone().or(consumed.key_serde);
+        let vs = materialized.value_serde.clone().or(consumed.value_serde);
+        let (Some(eks), Some(evs)) = (erased(&ks), erased(&vs)) else {
+            self.error(format!("global table {topic} needs key and value serdes"));
+            return GlobalKTable {
+                store,
+                ks,
+                vs,
+                _p: PhantomData,
+            };
+        };
+        let t = topic.to_string();
+        let st = store.clone();
+        self.with_topo(move |topo| {
+            if topo.user_source_topics().contains(&t) {
+                return Err(crate::error::StreamsError::Topology(format!(
+                    "Topic {t} has already been registered by another source."
+                )));
+            }
+            topo.globals.push(crate::topology::GlobalStoreDef {
+                store: StoreDef {
+                    name: st,
+                    kind: StoreKind::KeyValue,
+                    logging: false,
+                    caching: false,
+                    key_serde: Some(eks),
+                    value_serde: Some(evs),
+                },
+                topic: t,
+                source,
+                processor,
+            });
+            Ok(())
+        });
+        GlobalKTable {
+            store,
+            ks,
+            vs,
+            _p: PhantomData,
+        }
     }
 
     /// Kafka's `addStateStore`: a store that `process` nodes can be connected to.
@@ -695,6 +751,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             ks,
             vs,
             sources: self.sources.clone(),
+            window_grace: None,
             _p: PhantomData,
         }
     }
@@ -785,6 +842,216 @@ impl<K: Data, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
     ) -> KStream<K, VR> {
         self.join_table_impl(table, true, Arc::new(move |v, t| Some(joiner(v, t))))
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    fn need_serdes<T>(&self, what: &str, s: &Option<SerdeRef<T>>, op: &str) -> Option<ErasedSerde>
+    where
+        T: Data,
+    {
+        let e = erased(s);
+        if e.is_none() {
+            self.b.error(format!(
+                "{op} needs the {what} serde of stream {}: give it with Consumed::with or Repartitioned::with",
+                self.node
+            ));
+        }
+        e
+    }
+
+    fn stream_join_impl<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        windows: JoinWindows,
+        outer_left: bool,
+        outer_right: bool,
+        joiner: crate::dsl_ops::ErasedJoiner,
+    ) -> KStream<K, VR> {
+        let b = self.b.clone();
+        if self.repartition || other.repartition {
+            b.error(format!(
+                "join of {} and {}: a key-changing operation precedes the join; call repartition() first so both sides are partitioned by the new key",
+                self.node, other.node
+            ));
+        }
+        let (this_prefix, other_prefix) = if outer_left && outer_right {
+            ("KSTREAM-OUTERTHIS-", "KSTREAM-OUTEROTHER-")
+        } else if outer_left {
+            ("KSTREAM-JOINTHIS-", "KSTREAM-OUTEROTHER-")
+        } else {
+            ("KSTREAM-JOINTHIS-", "KSTREAM-JOINOTHER-")
+        };
+        let this_name = b.new_name(this_prefix);
+        let other_name = b.new_name(other_prefix);
+        let merge = b.new_name("KSTREAM-MERGE-");
+        let ks = self.ks.clone().or_else(|| other.ks.clone());
+        let eks = self.need_serdes("key", &ks, "join");
+        let evs = self.need_serdes("value", &self.vs, "join");
+        let eos = other.need_serdes("value", &other.vs, "join");
+        let (Some(eks), Some(evs), Some(eos)) = (eks, evs, eos) else {
+            return self.child(merge, None, None, false);
+        };
+        let this_store = format!("{this_name}-store");
+        let other_store = format!("{other_name}-store");
+        let outer_store = (outer_left || outer_right).then(|| {
+            let n = b.new_name("KSTREAM-OUTERSHARED-");
+            format!("{n}-store")
+        });
+        let retention = windows.before_ms + windows.after_ms + windows.grace_ms + 1;
+        let mk = |this_store: String,
+                  other_store: String,
+                  left_side: bool,
+                  emit: bool,
+                  tv: ErasedSerde,
+                  ov: ErasedSerde| {
+            let (ks, joiner, outer) = (eks.clone(), joiner.clone(), outer_store.clone());
+            let (lower, upper) = if left_side {
+                (windows.before_ms, windows.after_ms)
+            } else {
+                (windows.after_ms, windows.before_ms)
+            };
+            let grace = windows.grace_ms;
+            Arc::new(move || {
+                Box::new(StreamJoinProcessor {
+                    this_store: this_store.clone(),
+                    other_store: other_store.clone(),
+                    outer_store: outer.clone(),
+                    left_side,
+                    lower,
+                    upper,
+                    grace,
+                    emit_unmatched: emit,
+                    joiner: joiner.clone(),
+                    ks: ks.clone(),
+                    this_vs: tv.clone(),
+                    other_vs: ov.clone(),
+                    seq: 0,
+                }) as Box<dyn Processor>
+            }) as ProcessorSupplier
+        };
+        b.add_processor(
+            &this_name,
+            mk(
+                this_store.clone(),
+                other_store.clone(),
+                true,
+                outer_left,
+                evs.clone(),
+                eos.clone(),
+            ),
+            &[&self.node],
+        );
+        b.add_processor(
+            &other_name,
+            mk(
+                other_store.clone(),
+                this_store.clone(),
+                false,
+                outer_right,
+                eos.clone(),
+                evs.clone(),
+            ),
+            &[&other.node],
+        );
+        for (name, vs) in [(&this_store, &evs), (&other_store, &eos)] {
+            b.add_store(
+                StoreDef {
+                    name: name.clone(),
+                    kind: StoreKind::Window {
+                        retention_ms: retention,
+                        retain_duplicates: true,
+                    },
+                    logging: true,
+                    caching: false,
+                    key_serde: Some(eks.clone()),
+                    value_serde: Some(vs.clone()),
+                },
+                &[&this_name, &other_name],
+            );
+        }
+        if let Some(o) = &outer_store {
+            b.add_store(
+                StoreDef {
+                    name: o.clone(),
+                    kind: StoreKind::KeyValue,
+                    logging: true,
+                    caching: false,
+                    key_serde: None,
+                    value_serde: None,
+                },
+                &[&this_name, &other_name],
+            );
+        }
+        b.add_processor(
+            &merge,
+            supplier(|ctx, r| ctx.forward(r)),
+            &[&this_name, &other_name],
+        );
+        self.co_partition(&other.sources);
+        let mut out = self.child(merge, ks, None, false);
+        out.sources.extend(other.sources.iter().cloned());
+        out
+    }
+
+    /// Kafka's KStream-KStream inner `join` within `windows`.
+    pub fn join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+    ) -> KStream<K, VR> {
+        self.stream_join_impl(
+            other,
+            windows,
+            false,
+            false,
+            Arc::new(move |a, b| {
+                let (a, b) = (a?.downcast_ref::<V>()?, b?.downcast_ref::<VO>()?);
+                Some(Arc::new(joiner(a, b)) as Dyn)
+            }),
+        )
+    }
+
+    /// Kafka's KStream-KStream `leftJoin`: left records without a partner are emitted with None
+    /// once their window closed.
+    pub fn left_join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+    ) -> KStream<K, VR> {
+        self.stream_join_impl(
+            other,
+            windows,
+            true,
+            false,
+            Arc::new(move |a, b| {
+                let a = a?.downcast_ref::<V>()?;
+                Some(Arc::new(joiner(a, b.and_then(|b| b.downcast_ref::<VO>()))) as Dyn)
+            }),
+        )
+    }
+
+    /// Kafka's KStream-KStream `outerJoin`.
+    pub fn outer_join<VO: Data, VR: Data>(
+        &self,
+        other: &KStream<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+    ) -> KStream<K, VR> {
+        self.stream_join_impl(
+            other,
+            windows,
+            true,
+            true,
+            Arc::new(move |a, b| {
+                Some(Arc::new(joiner(
+                    a.and_then(|a| a.downcast_ref::<V>()),
+                    b.and_then(|b| b.downcast_ref::<VO>()),
+                )) as Dyn)
+            }),
+        )
     }
 }
 
@@ -939,6 +1206,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             ks,
             vs: m.value_serde,
             sources: src.sources.clone(),
+            window_grace: None,
             _p: PhantomData,
         }
     }
@@ -1034,6 +1302,38 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         )
     }
 
+    /// Kafka's `windowedBy(SlidingWindows)`.
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V>
+    where
+        K: Clone,
+    {
+        SlidingWindowedKStream {
+            grouped: KGroupedStream {
+                stream: self.stream.clone(),
+                name: self.name.clone(),
+                ks: self.ks.clone(),
+                vs: self.vs.clone(),
+            },
+            windows,
+        }
+    }
+
+    /// Kafka's `windowedBy(SessionWindows)`.
+    pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V>
+    where
+        K: Clone,
+    {
+        SessionWindowedKStream {
+            grouped: KGroupedStream {
+                stream: self.stream.clone(),
+                name: self.name.clone(),
+                ks: self.ks.clone(),
+                vs: self.vs.clone(),
+            },
+            windows,
+        }
+    }
+
     /// Kafka's `windowedBy(TimeWindows)`.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V>
     where
@@ -1047,6 +1347,242 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 vs: self.vs.clone(),
             },
             windows,
+        }
+    }
+}
+
+/// Kafka's SessionWindowedKStream.
+pub struct SessionWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SessionWindows,
+}
+
+impl<K: Data + Clone, V: Data> SessionWindowedKStream<K, V> {
+    /// Kafka's session `count`.
+    pub fn count(&self, m: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let m = if m.value_serde.is_none() {
+            m.with_value_serde(Serdes::i64())
+        } else {
+            m
+        };
+        self.aggregate(|| 0i64, |_, _, c| c + 1, |_, a, b| a + b, m)
+    }
+
+    /// Kafka's session `aggregate(Initializer, Aggregator, Merger, Materialized)`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        init: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, &V, &VA) -> VA + Send + Sync + 'static,
+        merger: impl Fn(&K, &VA, &VA) -> VA + Send + Sync + 'static,
+        m: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let b = self.grouped.stream.b.clone();
+        let store = m
+            .store_name
+            .clone()
+            .unwrap_or_else(|| b.new_name("KSTREAM-AGGREGATE-STATE-STORE-"));
+        let name = b.new_name("KSTREAM-AGGREGATE-");
+        let src = self.grouped.prepared(&store);
+        let ks = m.key_serde.clone().or_else(|| self.grouped.ks.clone());
+        let (Some(ks), Some(eks), Some(evs)) = (ks.clone(), erased(&ks), erased(&m.value_serde))
+        else {
+            b.error(format!("session store {store} needs key and value serdes"));
+            return KTable::dangling(b, name);
+        };
+        let w = self.windows;
+        let st = store.clone();
+        let (k2, v2) = (eks.clone(), evs.clone());
+        let init: Arc<dyn Fn() -> Dyn + Send + Sync> = Arc::new(move || Arc::new(init()) as Dyn);
+        let aggregator = Arc::new(aggregator);
+        let erased_agg: ErasedAgg = Arc::new(move |k: &Dyn, v: &Dyn, old: Option<&Dyn>| {
+            let (k, v, o) = (
+                k.downcast_ref::<K>()?,
+                v.downcast_ref::<V>()?,
+                old?.downcast_ref::<VA>()?,
+            );
+            Some(Arc::new(aggregator(k, v, o)) as Dyn)
+        });
+        let merger: crate::dsl_ops::ErasedMerger = Arc::new(move |k: &Dyn, a: &Dyn, c: &Dyn| {
+            let (k, a, c) = (
+                k.downcast_ref::<K>()?,
+                a.downcast_ref::<VA>()?,
+                c.downcast_ref::<VA>()?,
+            );
+            Some(Arc::new(merger(k, a, c)) as Dyn)
+        });
+        let wrap: WrapWindowed = Arc::new(|k: &Dyn, w| {
+            let k = k.downcast_ref::<K>()?;
+            Some(Arc::new(Windowed {
+                key: k.clone(),
+                window: w,
+            }) as Dyn)
+        });
+        b.add_processor(
+            &name,
+            Arc::new(move || {
+                Box::new(SessionAggregateProcessor {
+                    store: st.clone(),
+                    ks: k2.clone(),
+                    vs: v2.clone(),
+                    init: init.clone(),
+                    agg: erased_agg.clone(),
+                    merger: merger.clone(),
+                    wrap: wrap.clone(),
+                    gap: w.gap_ms,
+                    grace: w.grace_ms,
+                    observed: i64::MIN,
+                }) as Box<dyn Processor>
+            }),
+            &[&src.node],
+        );
+        b.add_store(
+            StoreDef {
+                name: store.clone(),
+                kind: StoreKind::Session {
+                    retention_ms: w.gap_ms + w.grace_ms,
+                },
+                logging: m.logging,
+                caching: false,
+                key_serde: Some(eks),
+                value_serde: Some(evs),
+            },
+            &[&name],
+        );
+        KTable {
+            b,
+            node: name,
+            store: Some(store),
+            ks: Some(Serdes::session_windowed(ks)),
+            vs: m.value_serde,
+            sources: src.sources.clone(),
+            window_grace: Some(w.grace_ms),
+            _p: PhantomData,
+        }
+    }
+}
+
+/// Kafka's TimeWindowedKStream over SlidingWindows.
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+}
+
+impl<K: Data + Clone, V: Data> SlidingWindowedKStream<K, V> {
+    /// Kafka's sliding-window `count`.
+    pub fn count(&self, m: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let m = if m.value_serde.is_none() {
+            m.with_value_serde(Serdes::i64())
+        } else {
+            m
+        };
+        self.aggregate(|| 0i64, |_, _, c| c + 1, m)
+    }
+
+    /// Kafka's sliding-window `aggregate`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        init: impl Fn() -> VA + Send + Sync + 'static,
+        aggregator: impl Fn(&K, &V, &VA) -> VA + Send + Sync + 'static,
+        m: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let b = self.grouped.stream.b.clone();
+        let store = m
+            .store_name
+            .clone()
+            .unwrap_or_else(|| b.new_name("KSTREAM-AGGREGATE-STATE-STORE-"));
+        let name = b.new_name("KSTREAM-AGGREGATE-");
+        let src = self.grouped.prepared(&store);
+        let ks = m.key_serde.clone().or_else(|| self.grouped.ks.clone());
+        let (Some(ks), Some(eks), Some(evs), Some(ein)) = (
+            ks.clone(),
+            erased(&ks),
+            erased(&m.value_serde),
+            erased(&self.grouped.vs),
+        ) else {
+            b.error(format!(
+                "sliding-window store {store} needs key, value and aggregate serdes"
+            ));
+            return KTable::dangling(b, name);
+        };
+        let w = self.windows;
+        let records = format!("{store}-records");
+        let (st, rs) = (store.clone(), records.clone());
+        let (k2, v2, i2) = (eks.clone(), evs.clone(), ein.clone());
+        let init: Arc<dyn Fn() -> Dyn + Send + Sync> = Arc::new(move || Arc::new(init()) as Dyn);
+        let aggregator = Arc::new(aggregator);
+        let erased_agg: ErasedAgg = Arc::new(move |k: &Dyn, v: &Dyn, old: Option<&Dyn>| {
+            let (k, v, o) = (
+                k.downcast_ref::<K>()?,
+                v.downcast_ref::<V>()?,
+                old?.downcast_ref::<VA>()?,
+            );
+            Some(Arc::new(aggregator(k, v, o)) as Dyn)
+        });
+        let wrap: WrapWindowed = Arc::new(|k: &Dyn, w| {
+            Some(Arc::new(Windowed {
+                key: k.downcast_ref::<K>()?.clone(),
+                window: w,
+            }) as Dyn)
+        });
+        b.add_processor(
+            &name,
+            Arc::new(move || {
+                Box::new(SlidingAggregateProcessor {
+                    store: st.clone(),
+                    records: rs.clone(),
+                    ks: k2.clone(),
+                    vs: v2.clone(),
+                    in_vs: i2.clone(),
+                    init: init.clone(),
+                    agg: erased_agg.clone(),
+                    wrap: wrap.clone(),
+                    d: w.time_difference_ms,
+                    grace: w.grace_ms,
+                    observed: i64::MIN,
+                    seq: 0,
+                }) as Box<dyn Processor>
+            }),
+            &[&src.node],
+        );
+        let retention = 2 * w.time_difference_ms + w.grace_ms + 1;
+        b.add_store(
+            StoreDef {
+                name: store.clone(),
+                kind: StoreKind::Window {
+                    retention_ms: retention,
+                    retain_duplicates: false,
+                },
+                logging: m.logging,
+                caching: false,
+                key_serde: Some(eks.clone()),
+                value_serde: Some(evs),
+            },
+            &[&name],
+        );
+        b.add_store(
+            StoreDef {
+                name: records,
+                kind: StoreKind::Window {
+                    retention_ms: retention,
+                    retain_duplicates: true,
+                },
+                logging: m.logging,
+                caching: false,
+                key_serde: Some(eks),
+                value_serde: Some(ein),
+            },
+            &[&name],
+        );
+        KTable {
+            b,
+            node: name,
+            store: Some(store),
+            // Sliding windows span d + 1 ms (both ends inclusive).
+            ks: Some(Serdes::time_windowed(ks, w.time_difference_ms)),
+            vs: m.value_serde,
+            sources: src.sources.clone(),
+            window_grace: Some(w.grace_ms),
+            _p: PhantomData,
         }
     }
 }
@@ -1146,6 +1682,7 @@ impl<K: Data + Clone, V: Data> TimeWindowedKStream<K, V> {
             ks: Some(Serdes::time_windowed(ks, windows.size_ms)),
             vs: m.value_serde,
             sources: src.sources.clone(),
+            window_grace: Some(windows.grace_ms),
             _p: PhantomData,
         }
     }
@@ -1160,6 +1697,8 @@ pub struct KTable<K, V> {
     pub(crate) ks: Option<SerdeRef<K>>,
     pub(crate) vs: Option<SerdeRef<V>>,
     pub(crate) sources: BTreeSet<String>,
+    /// For windowed aggregations: the windows' grace, which `suppress` waits for.
+    pub(crate) window_grace: Option<i64>,
     _p: PhantomData<fn() -> (K, V)>,
 }
 
@@ -1172,6 +1711,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             ks: None,
             vs: None,
             sources: BTreeSet::new(),
+            window_grace: None,
             _p: PhantomData,
         }
     }
@@ -1211,6 +1751,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             ks: self.ks.clone(),
             vs,
             sources: self.sources.clone(),
+            window_grace: None,
             _p: PhantomData,
         }
     }
@@ -1247,6 +1788,190 @@ impl<K: Data, V: Data> KTable<K, V> {
         )
     }
 
+    fn table_join_impl<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        this_alone: bool,
+        other_alone: bool,
+        joiner: crate::dsl_ops::ErasedJoiner,
+    ) -> KTable<K, VR> {
+        let b = self.b.clone();
+        let this_name = b.new_name("KTABLE-JOINTHIS-");
+        let other_name = b.new_name("KTABLE-JOINOTHER-");
+        let merge = b.new_name("KTABLE-MERGE-");
+        let (Some(ts), Some(os)) = (self.store.clone(), other.store.clone()) else {
+            b.error(format!(
+                "table-table join of {} and {}: both tables must be materialized",
+                self.node, other.node
+            ));
+            return KTable::dangling(b, merge);
+        };
+        let ks = self.ks.clone().or_else(|| other.ks.clone());
+        let (Some(eks), Some(etv), Some(eov)) = (erased(&ks), erased(&self.vs), erased(&other.vs))
+        else {
+            b.error(format!(
+                "table-table join of {} and {} needs serdes",
+                self.node, other.node
+            ));
+            return KTable::dangling(b, merge);
+        };
+        let mk = |other_store: String, left_side: bool, ta: bool, oa: bool, ov: ErasedSerde| {
+            let (ks, joiner) = (eks.clone(), joiner.clone());
+            Arc::new(move || {
+                Box::new(TableJoinProcessor {
+                    other_store: other_store.clone(),
+                    left_side,
+                    this_alone: ta,
+                    other_alone: oa,
+                    joiner: joiner.clone(),
+                    ks: ks.clone(),
+                    other_vs: ov.clone(),
+                }) as Box<dyn Processor>
+            }) as ProcessorSupplier
+        };
+        b.add_processor(
+            &this_name,
+            mk(os.clone(), true, this_alone, other_alone, eov),
+            &[&self.node],
+        );
+        b.add_processor(
+            &other_name,
+            mk(ts.clone(), false, other_alone, this_alone, etv),
+            &[&other.node],
+        );
+        b.connect_store(&this_name, &os);
+        b.connect_store(&other_name, &ts);
+        b.add_processor(
+            &merge,
+            supplier(|ctx, r| ctx.forward(r)),
+            &[&this_name, &other_name],
+        );
+        let mut g = self.sources.clone();
+        g.extend(other.sources.iter().cloned());
+        b.with_topo(|t| {
+            t.copartition_groups.push(g.clone());
+            Ok(())
+        });
+        KTable {
+            b: b.clone(),
+            node: merge,
+            store: None,
+            ks,
+            vs: None,
+            sources: g,
+            window_grace: None,
+            _p: PhantomData,
+        }
+    }
+
+    /// Kafka's KTable-KTable inner `join` (primary key). Both tables must be materialized.
+    pub fn join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_join_impl(
+            other,
+            false,
+            false,
+            Arc::new(move |a, b| {
+                let (a, b) = (a?.downcast_ref::<V>()?, b?.downcast_ref::<VO>()?);
+                Some(Arc::new(joiner(a, b)) as Dyn)
+            }),
+        )
+    }
+
+    /// Kafka's KTable-KTable `leftJoin`.
+    pub fn left_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_join_impl(
+            other,
+            true,
+            false,
+            Arc::new(move |a, b| {
+                let a = a?.downcast_ref::<V>()?;
+                Some(Arc::new(joiner(a, b.and_then(|b| b.downcast_ref::<VO>()))) as Dyn)
+            }),
+        )
+    }
+
+    /// Kafka's KTable-KTable `outerJoin`.
+    pub fn outer_join<VO: Data, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
+        self.table_join_impl(
+            other,
+            true,
+            true,
+            Arc::new(move |a, b| {
+                Some(Arc::new(joiner(
+                    a.and_then(|a| a.downcast_ref::<V>()),
+                    b.and_then(|b| b.downcast_ref::<VO>()),
+                )) as Dyn)
+            }),
+        )
+    }
+
+    /// Kafka's KTable `groupBy(KeyValueMapper, Grouped)`: re-key every row; aggregations of the
+    /// result subtract a row's old value and add its new one. Always repartitions.
+    pub fn group_by<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
+        grouped: Grouped<K2, V2>,
+    ) -> KGroupedTable<K2, V2> {
+        let name = self.b.new_name("KTABLE-SELECT-");
+        self.b.add_processor(
+            &name,
+            supplier(move |ctx, r| {
+                let Some(c) = r.value_as::<Change>() else {
+                    return Ok(());
+                };
+                let Some(k) = r.key_as::<K>() else {
+                    return Ok(());
+                };
+                // Subtract first, then add, as Kafka's KTableRepartitionMap sends them.
+                if let Some(old) = c.old.as_ref().and_then(|o| o.downcast_ref::<V>()) {
+                    let (k2, v2) = f(k, old);
+                    let ch = Change {
+                        new: None,
+                        old: Some(Arc::new(v2)),
+                    };
+                    ctx.forward(Record::new(
+                        Some(Arc::new(k2)),
+                        Some(Arc::new(ch)),
+                        r.timestamp,
+                    ))?;
+                }
+                if let Some(new) = c.new.as_ref().and_then(|n| n.downcast_ref::<V>()) {
+                    let (k2, v2) = f(k, new);
+                    let ch = Change {
+                        new: Some(Arc::new(v2)),
+                        old: None,
+                    };
+                    ctx.forward(Record::new(
+                        Some(Arc::new(k2)),
+                        Some(Arc::new(ch)),
+                        r.timestamp,
+                    ))?;
+                }
+                Ok(())
+            }),
+            &[&self.node],
+        );
+        KGroupedTable {
+            b: self.b.clone(),
+            node: name,
+            name: grouped.name,
+            ks: grouped.key_serde,
+            vs: grouped.value_serde,
+        }
+    }
+
     /// Kafka's `toStream()`: each update as a record (deletes as null values).
     pub fn to_stream(&self) -> KStream<K, V> {
         let name = self.b.new_name("KTABLE-TOSTREAM-");
@@ -1270,5 +1995,322 @@ impl<K: Data, V: Data> KTable<K, V> {
             sources: self.sources.clone(),
             _p: PhantomData,
         }
+    }
+}
+
+/// Kafka's GlobalKTable: a table every instance holds in full, joined by a key mapper.
+pub struct GlobalKTable<K, V> {
+    pub(crate) store: String,
+    pub(crate) ks: Option<SerdeRef<K>>,
+    pub(crate) vs: Option<SerdeRef<V>>,
+    _p: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> GlobalKTable<K, V> {
+    /// The name of the global store (queryable with `store()`).
+    pub fn queryable_store_name(&self) -> &str {
+        &self.store
+    }
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    fn join_global_impl<KG: Data, VG: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<KG, VG>,
+        key_mapper: impl Fn(Option<&K>, &V) -> KG + Send + Sync + 'static,
+        left: bool,
+        joiner: Arc<dyn Fn(&V, Option<&VG>) -> Option<VR> + Send + Sync>,
+    ) -> KStream<K, VR> {
+        let name = self.b.new_name("KSTREAM-JOIN-");
+        let (Some(ks), Some(vs)) = (table.ks.clone(), table.vs.clone()) else {
+            self.b
+                .error(format!("global table {} has no serdes", table.store));
+            return self.child(name, None, None, false);
+        };
+        let store = table.store.clone();
+        self.b.add_processor(
+            &name,
+            supplier(move |ctx, r| {
+                let Some(v) = r.value_as::<V>() else {
+                    return Ok(());
+                };
+                let kg = key_mapper(r.key_as::<K>(), v);
+                let kb = ks.serialize(&store, &kg)?;
+                let found = match ctx.global_get(&store, &kb)? {
+                    Some(b) => Some(vs.deserialize(&store, &b)?),
+                    None => None,
+                };
+                if found.is_none() && !left {
+                    return Ok(());
+                }
+                match joiner(v, found.as_ref()) {
+                    Some(out) => ctx.forward(r.clone().with_value(Some(Arc::new(out)))),
+                    None => Ok(()),
+                }
+            }),
+            &[&self.node],
+        );
+        self.child(name, self.ks.clone(), None, self.repartition)
+    }
+
+    /// Kafka's KStream-GlobalKTable inner `join`; `key_mapper` picks the table key per record.
+    pub fn join_global<KG: Data, VG: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<KG, VG>,
+        key_mapper: impl Fn(Option<&K>, &V) -> KG + Send + Sync + 'static,
+        joiner: impl Fn(&V, &VG) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.join_global_impl(
+            table,
+            key_mapper,
+            false,
+            Arc::new(move |v, g| g.map(|g| joiner(v, g))),
+        )
+    }
+
+    /// Kafka's KStream-GlobalKTable `leftJoin`.
+    pub fn left_join_global<KG: Data, VG: Data, VR: Data>(
+        &self,
+        table: &GlobalKTable<KG, VG>,
+        key_mapper: impl Fn(Option<&K>, &V) -> KG + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&VG>) -> VR + Send + Sync + 'static,
+    ) -> KStream<K, VR> {
+        self.join_global_impl(
+            table,
+            key_mapper,
+            true,
+            Arc::new(move |v, g| Some(joiner(v, g))),
+        )
+    }
+}
+
+impl<K: Data, V: Data> KTable<Windowed<K>, V> {
+    /// Kafka's `suppress(Suppressed.untilWindowCloses(BufferConfig.unbounded()))`: only the final
+    /// result of each window is emitted, once stream time passes window end + grace. The buffer is
+    /// a logged store, so it survives restarts.
+    pub fn suppress_until_window_closes(&self) -> KTable<Windowed<K>, V> {
+        let b = self.b.clone();
+        let name = b.new_name("KTABLE-SUPPRESS-");
+        let store = b.new_name("KTABLE-SUPPRESS-STATE-STORE-");
+        let Some(grace) = self.window_grace else {
+            b.error(format!(
+                "suppress until window closes needs a windowed aggregation upstream of {}",
+                self.node
+            ));
+            return KTable::dangling(b, name);
+        };
+        let (Some(eks), Some(evs)) = (erased(&self.ks), erased(&self.vs)) else {
+            b.error(format!(
+                "suppress after {} needs key and value serdes",
+                self.node
+            ));
+            return KTable::dangling(b, name);
+        };
+        let st = store.clone();
+        let (k2, v2) = (eks.clone(), evs.clone());
+        b.add_processor(
+            &name,
+            Arc::new(move || {
+                Box::new(crate::dsl_ops::SuppressProcessor {
+                    store: st.clone(),
+                    ks: k2.clone(),
+                    vs: v2.clone(),
+                    grace,
+                    window_end: Arc::new(|k: &Dyn| {
+                        k.downcast_ref::<Windowed<K>>().map(|w| w.window.end)
+                    }),
+                }) as Box<dyn Processor>
+            }),
+            &[&self.node],
+        );
+        b.add_store(
+            StoreDef {
+                name: store,
+                kind: StoreKind::KeyValue,
+                logging: true,
+                caching: false,
+                key_serde: None,
+                value_serde: None,
+            },
+            &[&name],
+        );
+        KTable {
+            b: b.clone(),
+            node: name,
+            store: None,
+            ks: self.ks.clone(),
+            vs: self.vs.clone(),
+            sources: self.sources.clone(),
+            window_grace: self.window_grace,
+            _p: PhantomData,
+        }
+    }
+}
+
+/// Kafka's KGroupedTable.
+pub struct KGroupedTable<K, V> {
+    b: StreamsBuilder,
+    node: String,
+    name: Option<String>,
+    ks: Option<SerdeRef<K>>,
+    vs: Option<SerdeRef<V>>,
+}
+
+impl<K: Data, V: Data> KGroupedTable<K, V> {
+    /// Kafka's `aggregate(Initializer, adder, subtractor, Materialized)`.
+    pub fn aggregate<VA: Data>(
+        &self,
+        init: impl Fn() -> VA + Send + Sync + 'static,
+        adder: impl Fn(&K, &V, &VA) -> VA + Send + Sync + 'static,
+        subtractor: impl Fn(&K, &V, &VA) -> VA + Send + Sync + 'static,
+        m: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        let wrap = |f: Arc<dyn Fn(&K, &V, &VA) -> VA + Send + Sync>| -> ErasedAgg {
+            Arc::new(move |k: &Dyn, v: &Dyn, a: Option<&Dyn>| {
+                let (k, v, a) = (
+                    k.downcast_ref::<K>()?,
+                    v.downcast_ref::<V>()?,
+                    a?.downcast_ref::<VA>()?,
+                );
+                Some(Arc::new(f(k, v, a)) as Dyn)
+            })
+        };
+        let init: Arc<dyn Fn() -> Dyn + Send + Sync> = Arc::new(move || Arc::new(init()) as Dyn);
+        self.aggregate_erased(
+            Some(init),
+            wrap(Arc::new(adder)),
+            wrap(Arc::new(subtractor)),
+            m,
+        )
+    }
+
+    fn aggregate_erased<VA: Data>(
+        &self,
+        init: Option<Arc<dyn Fn() -> Dyn + Send + Sync>>,
+        adder: ErasedAgg,
+        subtractor: ErasedAgg,
+        m: Materialized<K, VA>,
+    ) -> KTable<K, VA> {
+        let b = self.b.clone();
+        let store = m
+            .store_name
+            .clone()
+            .unwrap_or_else(|| b.new_name("KTABLE-AGGREGATE-STATE-STORE-"));
+        let name = b.new_name("KTABLE-AGGREGATE-");
+        let prefix = self.name.clone().unwrap_or_else(|| store.clone());
+        let ks = m.key_serde.clone().or_else(|| self.ks.clone());
+        let (Some(eks), Some(evs), Some(eas)) =
+            (erased(&ks), erased(&self.vs), erased(&m.value_serde))
+        else {
+            b.error(format!(
+                "table aggregation {store} needs key and value serdes (Grouped::with) and an aggregate serde (Materialized::with_value_serde)"
+            ));
+            return KTable::dangling(b, name);
+        };
+        let topic = format!("{prefix}-repartition");
+        let (sink, source) = (
+            format!("{prefix}-repartition-sink"),
+            format!("{prefix}-repartition-source"),
+        );
+        let cs = change_serde(evs);
+        let (t2, sink2, source2, node) = (
+            topic.clone(),
+            sink.clone(),
+            source.clone(),
+            self.node.clone(),
+        );
+        let (k3, c3) = (eks.clone(), cs.clone());
+        b.with_topo(move |t| {
+            t.internal_topics.insert(t2.clone());
+            t.add_sink(
+                &sink2,
+                SinkTopic::Fixed(t2.clone()),
+                Some(k3.clone()),
+                Some(c3.clone()),
+                &[&node],
+            )?;
+            t.add_source(&source2, &[&t2], Some(k3), Some(c3))?;
+            Ok(())
+        });
+        let st = store.clone();
+        let (k2, a2) = (eks.clone(), eas.clone());
+        b.add_processor(
+            &name,
+            Arc::new(move || {
+                Box::new(TableAggregateProcessor {
+                    store: st.clone(),
+                    ks: k2.clone(),
+                    vs: a2.clone(),
+                    init: init.clone(),
+                    adder: adder.clone(),
+                    subtractor: subtractor.clone(),
+                }) as Box<dyn Processor>
+            }),
+            &[&source],
+        );
+        b.add_store(
+            StoreDef {
+                name: store.clone(),
+                kind: StoreKind::KeyValue,
+                logging: m.logging,
+                caching: m.caching,
+                key_serde: Some(eks),
+                value_serde: Some(eas),
+            },
+            &[&name],
+        );
+        KTable {
+            b,
+            node: name,
+            store: Some(store),
+            ks,
+            vs: m.value_serde,
+            sources: [topic].into_iter().collect(),
+            window_grace: None,
+            _p: PhantomData,
+        }
+    }
+
+    /// Kafka's KGroupedTable `count`.
+    pub fn count(&self, m: Materialized<K, i64>) -> KTable<K, i64> {
+        let m = if m.value_serde.is_none() {
+            m.with_value_serde(Serdes::i64())
+        } else {
+            m
+        };
+        self.aggregate(|| 0i64, |_, _, c| c + 1, |_, _, c| c - 1, m)
+    }
+
+    /// Kafka's KGroupedTable `reduce(adder, subtractor, Materialized)`: the first value is the
+    /// aggregate; later rows are added and replaced rows subtracted.
+    pub fn reduce(
+        &self,
+        adder: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        subtractor: impl Fn(&V, &V) -> V + Send + Sync + 'static,
+        m: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        V: Clone,
+    {
+        let m = if m.value_serde.is_none() {
+            match self.vs.clone() {
+                Some(s) => m.with_value_serde(s),
+                None => m,
+            }
+        } else {
+            m
+        };
+        let add: ErasedAgg = Arc::new(move |_: &Dyn, v: &Dyn, a: Option<&Dyn>| {
+            let v = v.downcast_ref::<V>()?;
+            Some(Arc::new(match a.and_then(|a| a.downcast_ref::<V>()) {
+                Some(a) => adder(a, v),
+                None => v.clone(),
+            }) as Dyn)
+        });
+        let sub: ErasedAgg = Arc::new(move |_: &Dyn, v: &Dyn, a: Option<&Dyn>| {
+            let (v, a) = (v.downcast_ref::<V>()?, a?.downcast_ref::<V>()?);
+            Some(Arc::new(subtractor(a, v)) as Dyn)
+        });
+        self.aggregate_erased(None, add, sub, m)
     }
 }

@@ -249,7 +249,11 @@ impl StreamJoinProcessor {
                 continue;
             }
             let left = k[8] == 0;
-            let window_after = if left == self.left_side { self.upper } else { self.lower };
+            let window_after = if left == self.left_side {
+                self.upper
+            } else {
+                self.lower
+            };
             if ts + window_after + self.grace >= now {
                 continue;
             }
@@ -282,7 +286,10 @@ impl Processor for StreamJoinProcessor {
         let ts = r.timestamp;
         let now = ctx.current_stream_time_ms();
         if ts + self.upper.max(self.lower) + self.grace < now {
-            tracing::debug!(node = ctx.node_name(), "skipping record for expired join window");
+            tracing::debug!(
+                node = ctx.node_name(),
+                "skipping record for expired join window"
+            );
             return Ok(());
         }
         let kb = (self.ks.ser)(&self.this_store, k)?;
@@ -291,9 +298,9 @@ impl Processor for StreamJoinProcessor {
         let seq = self.seq;
         ctx.store(&self.this_store)?
             .window_put(&kb, ts, seq, Some(&vb), ts)?;
-        let matches = ctx
-            .store(&self.other_store)?
-            .window_fetch(&kb, ts - self.lower, ts + self.upper)?;
+        let matches =
+            ctx.store(&self.other_store)?
+                .window_fetch(&kb, ts - self.lower, ts + self.upper)?;
         for (other_ts, other_seq, _, ob) in &matches {
             let other = (self.other_vs.de)(&self.other_store, ob)?;
             if let Some(outer) = self.outer_store.clone() {
@@ -332,7 +339,9 @@ pub struct TableJoinProcessor {
 
 impl Processor for TableJoinProcessor {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
-        let Some(k) = r.key.as_ref() else { return Ok(()) };
+        let Some(k) = r.key.as_ref() else {
+            return Ok(());
+        };
         let Some(c) = r.value_as::<Change>() else {
             return Ok(());
         };
@@ -361,6 +370,353 @@ impl Processor for TableJoinProcessor {
         if out.new.is_none() && out.old.is_none() {
             return Ok(());
         }
-        ctx.forward(Record::new(Some(k.clone()), Some(Arc::new(out)), r.timestamp))
+        ctx.forward(Record::new(
+            Some(k.clone()),
+            Some(Arc::new(out)),
+            r.timestamp,
+        ))
+    }
+}
+
+/// (key, aggregate a, aggregate b) -> merged aggregate (Kafka's Merger).
+pub type ErasedMerger = Arc<dyn Fn(&Dyn, &Dyn, &Dyn) -> Option<Dyn> + Send + Sync>;
+
+/// Kafka's KStreamSessionWindowAggregate: a record extends (and may merge) the sessions of its key
+/// within the inactivity gap; merged-away sessions are forwarded as deletes; records whose merged
+/// session ended before stream time - grace are dropped as late.
+pub struct SessionAggregateProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    pub init: Arc<dyn Fn() -> Dyn + Send + Sync>,
+    pub agg: ErasedAgg,
+    pub merger: ErasedMerger,
+    pub wrap: WrapWindowed,
+    pub gap: i64,
+    pub grace: i64,
+    pub observed: i64,
+}
+
+impl Processor for SessionAggregateProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let (Some(k), Some(v)) = (r.key.as_ref(), r.value.as_ref()) else {
+            return Ok(());
+        };
+        let ts = r.timestamp;
+        self.observed = self.observed.max(ts);
+        let close = self.observed.saturating_sub(self.grace);
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let found = ctx.store(&self.store)?.find_sessions(
+            &kb,
+            ts.saturating_sub(self.gap),
+            ts.saturating_add(self.gap),
+        )?;
+        let mut window = Window::new(ts, ts);
+        let mut agg = (self.init)();
+        let mut merged = Vec::new();
+        for (start, end, b) in found {
+            let val = (self.vs.de)(&self.store, &b)?;
+            if let Some(m) = (self.merger)(k, &agg, &val) {
+                agg = m;
+            }
+            window = Window::new(window.start.min(start), window.end.max(end));
+            merged.push((Window::new(start, end), val));
+        }
+        if window.end < close {
+            tracing::debug!(
+                node = ctx.node_name(),
+                "skipping record for expired session"
+            );
+            return Ok(());
+        }
+        for (w, old) in merged {
+            if w == window {
+                continue;
+            }
+            ctx.store(&self.store)?
+                .session_put(&kb, w.start, w.end, None)?;
+            if let Some(wk) = (self.wrap)(k, w) {
+                let change = Change {
+                    new: None,
+                    old: Some(old),
+                };
+                ctx.forward(Record::new(Some(wk), Some(Arc::new(change)), w.end))?;
+            }
+        }
+        let Some(new) = (self.agg)(k, v, Some(&agg)) else {
+            return Ok(());
+        };
+        let nb = (self.vs.ser)(&self.store, &new)?;
+        ctx.store(&self.store)?
+            .session_put(&kb, window.start, window.end, Some(&nb))?;
+        if let Some(wk) = (self.wrap)(k, window) {
+            let change = Change {
+                new: Some(new),
+                old: None,
+            };
+            ctx.forward(Record::new(Some(wk), Some(Arc::new(change)), window.end))?;
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's KTableSuppressProcessor for `untilWindowCloses`: keeps the latest value per windowed key
+/// in a logged store (keyed by window end, so the oldest come first) and emits each once stream
+/// time reaches window end + grace.
+pub struct SuppressProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    pub grace: i64,
+    pub window_end: Arc<dyn Fn(&Dyn) -> Option<i64> + Send + Sync>,
+}
+
+impl Processor for SuppressProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(k) = r.key.as_ref() else {
+            return Ok(());
+        };
+        let Some(c) = r.value_as::<Change>() else {
+            return Ok(());
+        };
+        let Some(end) = (self.window_end)(k) else {
+            return Ok(());
+        };
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let mut key = crate::state::ts_key(end).to_vec();
+        key.extend_from_slice(&kb);
+        // One flag byte: 1 = value follows, 0 = the window's row was deleted.
+        let mut val = Vec::new();
+        match &c.new {
+            Some(v) => {
+                val.push(1);
+                val.extend_from_slice(&(self.vs.ser)(&self.store, v)?);
+            }
+            None => val.push(0),
+        }
+        ctx.store(&self.store)?.put(&key, Some(&val), r.timestamp)?;
+        let now = ctx.current_stream_time_ms();
+        let limit = crate::state::ts_key(now.saturating_sub(self.grace));
+        let hi = crate::state::ts_key(now.saturating_sub(self.grace).saturating_add(1));
+        let due = ctx.store(&self.store)?.range(None, Some(&hi))?;
+        for (bk, ts, v) in due {
+            if bk.len() < 8 || bk[..8] > limit[..] {
+                continue;
+            }
+            ctx.store(&self.store)?.put(&bk, None, ts)?;
+            let key = (self.ks.de)(&self.store, &bk[8..])?;
+            let new = match v.split_first() {
+                Some((1, rest)) => Some((self.vs.de)(&self.store, rest)?),
+                _ => None,
+            };
+            let change = Change { new, old: None };
+            ctx.forward(Record::new(Some(key), Some(Arc::new(change)), ts))?;
+        }
+        Ok(())
+    }
+}
+
+/// The serde of a `Change` on a table repartition topic: one tag byte (1 = the new value to add,
+/// 0 = the old value to subtract) and the value's bytes. Internal to strom-streams.
+pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {
+    let i2 = inner.clone();
+    ErasedSerde {
+        ser: Arc::new(move |topic, d| {
+            let c = d.downcast_ref::<Change>().ok_or_else(|| {
+                crate::error::SerdeError::new(topic, "table repartition value is not a Change")
+            })?;
+            let (tag, v) = match (&c.new, &c.old) {
+                (Some(v), _) => (1u8, v),
+                (None, Some(v)) => (0u8, v),
+                (None, None) => return Ok(vec![2]),
+            };
+            let mut b = vec![tag];
+            b.extend_from_slice(&(inner.ser)(topic, v)?);
+            Ok(b)
+        }),
+        de: Arc::new(move |topic, b| {
+            let (tag, rest) = b
+                .split_first()
+                .ok_or_else(|| crate::error::SerdeError::new(topic, "empty Change"))?;
+            let v = if *tag == 2 {
+                None
+            } else {
+                Some((i2.de)(topic, rest)?)
+            };
+            let c = if *tag == 1 {
+                Change { new: v, old: None }
+            } else {
+                Change { new: None, old: v }
+            };
+            Ok(Arc::new(c) as Dyn)
+        }),
+    }
+}
+
+/// Kafka's KTableAggregate: subtracts the old value and adds the new one for each change.
+pub struct TableAggregateProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    /// None for reduce: the first value added is the aggregate.
+    pub init: Option<Arc<dyn Fn() -> Dyn + Send + Sync>>,
+    pub adder: ErasedAgg,
+    pub subtractor: ErasedAgg,
+}
+
+impl Processor for TableAggregateProcessor {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<()> {
+        ctx.set_flush_listener(&self.store)
+    }
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(k) = r.key.as_ref() else {
+            return Ok(());
+        };
+        let Some(c) = r.value_as::<Change>() else {
+            return Ok(());
+        };
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let old = ctx.store(&self.store)?.get(&kb)?;
+        let (old_ts, old_v) = match &old {
+            Some((ts, b)) => (*ts, Some((self.vs.de)(&self.store, b)?)),
+            None => (i64::MIN, None),
+        };
+        let mut agg = old_v.clone().or_else(|| self.init.as_ref().map(|i| i()));
+        if let (Some(o), Some(a)) = (&c.old, &agg)
+            && let Some(a) = (self.subtractor)(k, o, Some(a))
+        {
+            agg = Some(a);
+        }
+        if let Some(n) = &c.new
+            && let Some(a) = (self.adder)(k, n, agg.as_ref())
+        {
+            agg = Some(a);
+        }
+        let Some(agg) = agg else { return Ok(()) };
+        let ts = r.timestamp.max(old_ts);
+        let nb = (self.vs.ser)(&self.store, &agg)?;
+        let s = ctx.store(&self.store)?;
+        s.put(&kb, Some(&nb), ts)?;
+        if !s.is_cached() {
+            let change = Change {
+                new: Some(agg),
+                old: old_v,
+            };
+            ctx.forward(Record::new(Some(k.clone()), Some(Arc::new(change)), ts))?;
+        }
+        Ok(())
+    }
+    fn on_cache_flush(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        store: &str,
+        entries: Vec<FlushedEntry>,
+    ) -> Result<()> {
+        forward_flushed(ctx, store, &self.ks, &self.vs, entries)
+    }
+}
+
+/// Kafka's sliding-window aggregation: the windows are those that records define, each of size
+/// `d` with both ends inclusive: a record at t opens [t - d, t] and, when a later record follows
+/// within d, [t + 1, t + 1 + d]. The raw records of the key are kept (a logged window store,
+/// `records`), and every window a record touches is recomputed from them, so out-of-order records
+/// within the grace period give the same results as in-order ones.
+pub struct SlidingAggregateProcessor {
+    pub store: String,
+    pub records: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    pub in_vs: ErasedSerde,
+    pub init: Arc<dyn Fn() -> Dyn + Send + Sync>,
+    pub agg: ErasedAgg,
+    pub wrap: WrapWindowed,
+    pub d: i64,
+    pub grace: i64,
+    pub observed: i64,
+    pub seq: u32,
+}
+
+impl Processor for SlidingAggregateProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let (Some(k), Some(v)) = (r.key.as_ref(), r.value.as_ref()) else {
+            return Ok(());
+        };
+        let ts = r.timestamp;
+        self.observed = self.observed.max(ts);
+        let close = self.observed.saturating_sub(self.grace);
+        // The latest window holding this record ends at ts + d (a right window of an earlier
+        // record); when even that one has closed, the record is late.
+        if ts.saturating_add(self.d) < close {
+            tracing::debug!(
+                node = ctx.node_name(),
+                "skipping late record for sliding windows"
+            );
+            return Ok(());
+        }
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let vb = (self.in_vs.ser)(&self.records, v)?;
+        self.seq = self.seq.wrapping_add(1);
+        ctx.store(&self.records)?
+            .window_put(&kb, ts, self.seq, Some(&vb), ts)?;
+        let near: Vec<i64> = ctx
+            .store(&self.records)?
+            .window_fetch(&kb, ts - 2 * self.d - 1, ts + 2 * self.d + 1)?
+            .into_iter()
+            .map(|(t, _, _, _)| t)
+            .collect();
+        // Windows defined by the records near ts that contain ts.
+        let mut starts = std::collections::BTreeSet::new();
+        for &t in &near {
+            let left = t - self.d;
+            if left <= ts && ts <= t {
+                starts.insert(left);
+            }
+            let right = t + 1;
+            let has_later = near.iter().any(|&u| u > t && u <= t + 1 + self.d);
+            if has_later && right <= ts && ts <= right + self.d {
+                starts.insert(right);
+            }
+        }
+        // The record's own right window, when a later record falls within it (out of order).
+        if near.iter().any(|&u| u > ts && u <= ts + 1 + self.d) {
+            starts.insert(ts + 1);
+        }
+        for start in starts {
+            let end = start + self.d;
+            if end < close {
+                continue;
+            }
+            let recs = ctx.store(&self.records)?.window_fetch(&kb, start, end)?;
+            if recs.is_empty() {
+                continue;
+            }
+            let mut agg = (self.init)();
+            let mut max_ts = i64::MIN;
+            for (t, _, _, b) in &recs {
+                let val = (self.in_vs.de)(&self.records, b)?;
+                if let Some(a) = (self.agg)(k, &val, Some(&agg)) {
+                    agg = a;
+                }
+                max_ts = max_ts.max(*t);
+            }
+            let old = ctx
+                .store(&self.store)?
+                .window_fetch(&kb, start, start)?
+                .into_iter()
+                .next()
+                .map(|(_, _, _, b)| (self.vs.de)(&self.store, &b))
+                .transpose()?;
+            let ab = (self.vs.ser)(&self.store, &agg)?;
+            ctx.store(&self.store)?
+                .window_put(&kb, start, 0, Some(&ab), max_ts)?;
+            if let Some(wk) = (self.wrap)(k, Window::new(start, end)) {
+                let change = Change {
+                    new: Some(agg),
+                    old,
+                };
+                ctx.forward(Record::new(Some(wk), Some(Arc::new(change)), max_ts))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -29,7 +29,8 @@ pub mod window;
 
 pub use config::{ProcessingGuarantee, StreamsConfig};
 pub use dsl::{
-    BranchedKStream, Data, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream,
+    BranchedKStream, Data, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
+    SessionWindowedKStream, SlidingWindowedKStream, StreamsBuilder, TimeWindowedKStream,
 };
 pub use error::{Result, SerdeError, StreamsError};
 pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};
@@ -38,5 +39,5 @@ pub use record::{Change, Dyn, Record, RecordMetadata};
 pub use runtime::{KafkaStreams, State};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use test_driver::TopologyTestDriver;
-pub use topology::{StoreDef, Topology};
+pub use topology::{StoreDef, Stores, Topology};
 pub use window::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed};

@@ -49,10 +49,12 @@ struct Shared {
     app_dir: PathBuf,
     db: fjall::Database,
     process_id: String,
-    shutdown: AtomicBool,
+    shutdown: Arc<AtomicBool>,
     state: Mutex<State>,
     error: Mutex<Option<String>>,
     registry: Registry,
+    /// GlobalKTable stores by store name.
+    globals: HashMap<String, Arc<dyn KvBackend>>,
     /// Tasks running on this instance, over all threads.
     active: Mutex<BTreeSet<TaskId>>,
     /// Full topic name -> sub-topology id.
@@ -65,6 +67,93 @@ pub struct KafkaStreams {
     config: StreamsConfig,
     shared: Option<Arc<Shared>>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// A Kafka record applied to a global store: key, value (None = delete), timestamp.
+fn apply_global(b: &dyn KvBackend, m: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
+    let Some(k) = m.key() else { return Ok(()) };
+    match m.payload() {
+        Some(v) => {
+            let mut buf = m
+                .timestamp()
+                .to_millis()
+                .unwrap_or(0)
+                .to_be_bytes()
+                .to_vec();
+            buf.extend_from_slice(v);
+            b.put(k, &buf)
+        }
+        None => b.delete(k),
+    }
+}
+
+/// Kafka's GlobalStreamThread: load the whole topic before processing starts, then keep up.
+fn start_global(
+    config: &StreamsConfig,
+    topic: &str,
+    backend: Arc<dyn KvBackend>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("group.id", format!("{}-global", config.application_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    for (k, v) in config.overrides("global.consumer") {
+        cc.set(k, v);
+    }
+    let c: BaseConsumer<RestoreContext> = cc.create_with_context(RestoreContext)?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut pending = BTreeSet::new();
+    for &p in &parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| StreamsError::Kafka(e.to_string()))?;
+        let (lo, hi) = c.fetch_watermarks(topic, p, Duration::from_secs(30))?;
+        if hi > lo {
+            pending.insert(p);
+        }
+    }
+    c.assign(&tpl)?;
+    backend.clear()?;
+    let started = Instant::now();
+    while !pending.is_empty() {
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err(StreamsError::Streams(format!(
+                "global table {topic}: partitions {pending:?} did not reach their end in 300 s"
+            )));
+        }
+        match c.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(m)) => apply_global(backend.as_ref(), &m)?,
+        }
+    }
+    let topic = topic.to_string();
+    Ok(std::thread::Builder::new()
+        .name(format!("{}-GlobalStreamThread", config.application_id))
+        .spawn(move || {
+            while !shutdown.load(Ordering::SeqCst) {
+                match c.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        if let Err(e) = apply_global(backend.as_ref(), &m) {
+                            tracing::error!(%topic, error = %e, "global store update failed");
+                        }
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+                    Some(Err(e)) => tracing::warn!(%topic, error = %e, "global consumer error"),
+                }
+            }
+        })?)
 }
 
 impl KafkaStreams {
@@ -107,6 +196,32 @@ impl KafkaStreams {
         std::fs::create_dir_all(&app_dir)?;
         let process_id = load_process_id(&app_dir)?;
         let db = fjall::Database::builder(app_dir.join("fjall")).open()?;
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut globals: HashMap<String, Arc<dyn KvBackend>> = HashMap::new();
+        for g in &self.topology.globals {
+            let b: Arc<dyn KvBackend> = Arc::new(FjallBackend::open(&db, &g.store.name, "global")?);
+            match start_global(&self.config, &g.topic, b.clone(), shutdown.clone()) {
+                Ok(h) => self.threads.push(h),
+                Err(e) => {
+                    shutdown.store(true, Ordering::SeqCst);
+                    for h in self.threads.drain(..) {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
+            globals.insert(g.store.name.clone(), b);
+        }
+        let registry: Registry = Default::default();
+        for (name, b) in &globals {
+            registry.write().entry(name.clone()).or_default().insert(
+                TaskId {
+                    subtopology: usize::MAX,
+                    partition: -1,
+                },
+                b.clone(),
+            );
+        }
         let mut topic_subtopology = HashMap::new();
         for s in self.topology.subtopologies() {
             for t in &s.source_topics {
@@ -122,10 +237,11 @@ impl KafkaStreams {
             app_dir,
             db,
             process_id,
-            shutdown: AtomicBool::new(false),
+            shutdown,
             state: Mutex::new(State::Rebalancing),
             error: Mutex::new(None),
-            registry: Default::default(),
+            registry,
+            globals,
             active: Default::default(),
             topic_subtopology,
         });
@@ -399,7 +515,8 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
     let result = (|| -> Result<()> {
         while !shared.shutdown.load(Ordering::SeqCst) {
             let first = consumer.poll(Duration::from_millis(100));
-            let mut core = core.lock();
+            let core_arc = &core;
+            let mut core = core_arc.lock();
             if let Some(f) = core.failure.take() {
                 return Err(StreamsError::Streams(f));
             }
@@ -410,6 +527,15 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
             let mut msg = first;
             let mut handled = 0;
             while let Some(m) = msg {
+                // A rebalance may have run inside the last poll: the record then belongs to the
+                // new assignment, whose tasks must exist before it is handled.
+                if let Some(f) = core.failure.take() {
+                    return Err(StreamsError::Streams(f));
+                }
+                if let Some(parts) = core.pending_assignment.take() {
+                    core.create_tasks(parts)?;
+                    *shared.state.lock() = State::Running;
+                }
                 let m = m.map_err(|e| StreamsError::Kafka(e.to_string()))?;
                 core.handle(&m)?;
                 handled += 1;
@@ -417,13 +543,10 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
                     break;
                 }
                 drop(m);
+                // The lock is released while polling so rebalance callbacks can take it.
+                drop(core);
                 msg = consumer.poll(Duration::ZERO);
-                if let Some(f) = core.failure.take() {
-                    return Err(StreamsError::Streams(f));
-                }
-                if core.pending_assignment.is_some() {
-                    break;
-                }
+                core = core_arc.lock();
             }
             core.producer.poll(Duration::ZERO);
             for t in core.tasks.values_mut() {
@@ -721,6 +844,7 @@ impl ThreadCore {
         if !from.is_empty() {
             self.restore(&mut task, id.partition, &from)?;
         }
+        task.state.globals = shared.globals.clone();
         task.initialize()?;
         let mut reg = shared.registry.write();
         for s in task.stores() {

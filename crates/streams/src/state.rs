@@ -437,7 +437,7 @@ impl StateStore {
                 continue;
             };
             let seq = k
-                .get(k.len() - 4..)
+                .get(k.len().saturating_sub(4)..)
                 .and_then(|s| s.try_into().ok())
                 .map_or(0, u32::from_be_bytes);
             let (ts, val) = split_ts(&v);

@@ -76,6 +76,8 @@ pub struct TaskState {
     schedules: Vec<Schedule>,
     next_schedule_id: u64,
     commit_requested: bool,
+    /// GlobalKTable stores, shared by every task of the instance (read-only here).
+    pub(crate) globals: HashMap<String, Arc<dyn KvBackend>>,
 }
 
 /// Kafka's ProcessorContext: forward, stores, punctuators, metadata.
@@ -173,6 +175,14 @@ impl ProcessorContext<'_> {
     pub fn current_system_time_ms(&self) -> i64 {
         self.state.now()
     }
+    /// Reads a GlobalKTable store: the value bytes of `key`, if present.
+    pub fn global_get(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let b = self.state.globals.get(store).ok_or_else(|| {
+            StreamsError::Streams(format!("global store {store} is not available"))
+        })?;
+        Ok(b.get(key)?.map(|v| crate::state::split_ts(&v).1))
+    }
+
     /// Asks for a commit as soon as possible.
     pub fn commit(&mut self) {
         self.state.commit_requested = true;
@@ -360,6 +370,7 @@ impl StreamTask {
                 schedules: Vec::new(),
                 next_schedule_id: 0,
                 commit_requested: false,
+                globals: HashMap::new(),
             },
             processors,
             source_by_topic,

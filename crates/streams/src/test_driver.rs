@@ -26,6 +26,8 @@ struct Inner {
     offsets: HashMap<String, i64>,
     wall_clock: i64,
     handler: DeserializationHandler,
+    /// Global topic -> its store's backend.
+    globals: HashMap<String, Arc<dyn KvBackend>>,
 }
 
 /// Kafka's TopologyTestDriver.
@@ -58,6 +60,13 @@ impl TopologyTestDriver {
     ) -> Result<Self> {
         topology.validate()?;
         let topology = Arc::new(topology);
+        let mut global_stores: HashMap<String, Arc<dyn KvBackend>> = HashMap::new();
+        let mut globals = HashMap::new();
+        for g in &topology.globals {
+            let b: Arc<dyn KvBackend> = Arc::new(MemBackend::default());
+            global_stores.insert(g.store.name.clone(), b.clone());
+            globals.insert(g.topic.clone(), b);
+        }
         let mut tasks = Vec::new();
         let mut topic_task = HashMap::new();
         for s in topology.subtopologies() {
@@ -76,6 +85,7 @@ impl TopologyTestDriver {
                 &mut factory,
             )?;
             t.state.mock_wall_clock = Some(0);
+            t.state.globals = global_stores.clone();
             t.initialize()?;
             for topic in t.input_topics() {
                 topic_task.insert(topic.clone(), s.id);
@@ -92,6 +102,7 @@ impl TopologyTestDriver {
                 offsets: HashMap::new(),
                 wall_clock: 0,
                 handler,
+                globals,
             })),
         })
     }
@@ -148,6 +159,10 @@ impl TopologyTestDriver {
 
     fn backends(&self, name: &str) -> Result<(crate::topology::StoreDef, Vec<Arc<dyn KvBackend>>)> {
         let i = self.inner.borrow();
+        if let Some(g) = i.topology.globals.iter().find(|g| g.store.name == name) {
+            let b = i.globals.get(&g.topic).cloned().into_iter().collect();
+            return Ok((g.store.clone(), b));
+        }
         let def = i
             .topology
             .store_def(name)
@@ -190,6 +205,20 @@ impl Inner {
         value: Option<Vec<u8>>,
         ts: i64,
     ) -> Result<()> {
+        if let Some(g) = self.globals.get(topic) {
+            // Global tables hold the topic's bytes as they are (with the timestamp prefix).
+            if let Some(k) = key {
+                match value {
+                    Some(v) => {
+                        let mut b = ts.to_be_bytes().to_vec();
+                        b.extend_from_slice(&v);
+                        g.put(&k, &b)?;
+                    }
+                    None => g.delete(&k)?,
+                }
+            }
+            return Ok(());
+        }
         let Some(&t) = self.topic_task.get(topic) else {
             return Err(StreamsError::Streams(format!(
                 "Unknown topic: {topic} (not a source topic of the topology)"

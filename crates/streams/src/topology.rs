@@ -61,6 +61,15 @@ pub struct StoreDef {
     pub value_serde: Option<ErasedSerde>,
 }
 
+/// A GlobalKTable's store: filled from every partition of `topic` on every instance.
+#[derive(Clone)]
+pub struct GlobalStoreDef {
+    pub store: StoreDef,
+    pub topic: String,
+    pub source: String,
+    pub processor: String,
+}
+
 /// A connected part of the graph; one task per input partition runs it.
 #[derive(Clone, Debug)]
 pub struct Subtopology {
@@ -82,6 +91,8 @@ pub struct Topology {
     pub(crate) internal_partitions: BTreeMap<String, i32>,
     /// Groups of source topics that must be co-partitioned (joins).
     pub(crate) copartition_groups: Vec<BTreeSet<String>>,
+    /// Global stores (GlobalKTables).
+    pub(crate) globals: Vec<GlobalStoreDef>,
     /// Problems found while building with the DSL; `build()` reports them as a TopologyException.
     pub(crate) errors: Vec<String>,
 }
@@ -241,7 +252,12 @@ impl Topology {
     }
 
     pub(crate) fn store_def(&self, name: &str) -> Option<&StoreDef> {
-        self.stores.iter().find(|s| s.name == name)
+        self.stores.iter().find(|s| s.name == name).or_else(|| {
+            self.globals
+                .iter()
+                .map(|g| &g.store)
+                .find(|s| s.name == name)
+        })
     }
 
     /// Sub-topologies: nodes joined by edges or by a shared store, ordered by their first node.
@@ -387,6 +403,20 @@ impl Topology {
             }
             sb.push('\n');
         }
+        let n = self.subtopologies().len();
+        for (i, g) in self.globals.iter().enumerate() {
+            let _ = writeln!(
+                sb,
+                "  Sub-topology: {} for global store (will not generate tasks)\n    Source: {} (topics: [{}])\n      --> {}\n    Processor: {} (stores: [{}])\n      --> none\n      <-- {}\n",
+                n + i,
+                g.source,
+                g.topic,
+                g.processor,
+                g.processor,
+                g.store.name,
+                g.source
+            );
+        }
         sb
     }
 
@@ -406,7 +436,7 @@ impl Topology {
 
     /// Source topics of all sub-topologies that are user (not internal) topics.
     pub fn user_source_topics(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
+        let mut out: BTreeSet<String> = self.globals.iter().map(|g| g.topic.clone()).collect();
         for n in &self.nodes {
             if let NodeKind::Source { topics, .. } = &n.kind {
                 for t in topics {
@@ -417,5 +447,38 @@ impl Topology {
             }
         }
         out
+    }
+}
+
+/// Kafka's `Stores` factory, for Processor API stores (`Topology::add_state_store`,
+/// `StreamsBuilder::add_state_store`).
+pub struct Stores;
+
+impl Stores {
+    /// A persistent key-value store, logged to `<application.id>-<name>-changelog`, not cached.
+    pub fn key_value_store_builder<K: Send + Sync + 'static, V: Send + Sync + 'static>(
+        name: &str,
+        key: crate::serde::SerdeRef<K>,
+        value: crate::serde::SerdeRef<V>,
+    ) -> StoreDef {
+        StoreDef {
+            name: name.to_string(),
+            kind: StoreKind::KeyValue,
+            logging: true,
+            caching: false,
+            key_serde: Some(ErasedSerde::of(key)),
+            value_serde: Some(ErasedSerde::of(value)),
+        }
+    }
+}
+
+impl StoreDef {
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+    pub fn with_caching_enabled(mut self) -> Self {
+        self.caching = true;
+        self
     }
 }

@@ -246,7 +246,12 @@ fn stream_table_join_against_broker() {
     create_topic("ej-orders", 2);
     create_topic("ej-customers", 2);
     create_topic("ej-out", 1);
+    create_topic("ej-regions", 3);
     produce("ej-customers", &[(Some("c1"), "Ann"), (Some("c2"), "Bob")]);
+    produce(
+        "ej-regions",
+        &[(Some("o1"), "north"), (Some("o3"), "south")],
+    );
     let b = StreamsBuilder::new();
     let s = Serdes::string;
     let t = b.table(
@@ -254,10 +259,21 @@ fn stream_table_join_against_broker() {
         Consumed::with(s(), s()),
         Materialized::as_("customers"),
     );
+    // A GlobalKTable on a topic with another partition count: no co-partitioning needed.
+    let g = b.global_table(
+        "ej-regions",
+        Consumed::with(s(), s()),
+        Materialized::as_("regions"),
+    );
     b.stream("ej-orders", Consumed::with(s(), s()))
         .left_join_table(&t, |o: &String, n: Option<&String>| {
             format!("{o}|{}", n.map_or("unknown", |n| n.as_str()))
         })
+        .left_join_global(
+            &g,
+            |_, v: &String| v.split('|').next().unwrap_or("").to_string(),
+            |v: &String, r: Option<&String>| format!("{v}|{}", r.map_or("-", |r| r.as_str())),
+        )
         .to("ej-out", Produced::with(s(), s()));
     let dir = tempfile::tempdir().unwrap();
     let mut app = KafkaStreams::new(b.build().unwrap(), config("ej", dir.path(), &[])).unwrap();
@@ -278,7 +294,14 @@ fn stream_table_join_against_broker() {
         .map(|(_, v)| String::from_utf8(v.clone().unwrap()).unwrap())
         .collect();
     vals.sort();
-    assert_eq!(vals, vec!["o1|Ann", "o2|unknown", "o3|Bob"]);
+    assert_eq!(vals, vec!["o1|Ann|north", "o2|unknown|-", "o3|Bob|south"]);
+    assert_eq!(
+        app.store::<String, String>("regions")
+            .unwrap()
+            .get(&"o3".to_string())
+            .unwrap(),
+        Some("south".to_string())
+    );
     app.close();
 }
 
@@ -289,12 +312,13 @@ fn two_instances_share_tasks_and_one_takes_over() {
     create_topic(output, 1);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a =
-        KafkaStreams::new(wordcount(input, output), config("share", d1.path(), &[])).unwrap();
+        KafkaStreams::new(wordcount(input, output), config("share", d1.path(), &[("num.stream.threads", "2")])).unwrap();
     let mut b =
         KafkaStreams::new(wordcount(input, output), config("share", d2.path(), &[])).unwrap();
     a.start().unwrap();
     b.start().unwrap();
-    // 4 input partitions x 2 sub-topologies = 8 tasks, split between the two instances.
+    // 4 input partitions x 2 sub-topologies = 8 tasks, split between the two instances (three
+    // stream threads in all: `a` runs two).
     wait_for("both instances to own tasks", || {
         let (ta, tb) = (a.local_tasks(), b.local_tasks());
         !ta.is_empty() && !tb.is_empty() && ta.len() + tb.len() == 8 && ta.is_disjoint(&tb)
@@ -431,4 +455,136 @@ fn wordcount_example_exactly_once_survives_sigkill() {
         status.success(),
         "wordcount exited with {status} on SIGTERM"
     );
+}
+
+fn produce_at(topic: &str, records: &[(&str, &str, i64)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    for (k, v, ts) in records {
+        p.send(BaseRecord::to(topic).key(*k).payload(*v).timestamp(*ts))
+            .map_err(|(e, _)| e)
+            .expect("send");
+        // One at a time, so the records keep this order within their partition.
+        p.flush(Duration::from_secs(30)).expect("flush");
+    }
+}
+
+fn windowed(input: &str, output: &str) -> Topology {
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    b.stream(input, Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_millis(1000),
+            Duration::from_millis(500),
+        ))
+        .count(Materialized::as_("win"))
+        .to_stream()
+        .to(
+            output,
+            Produced::with(Serdes::time_windowed(s(), 1000), Serdes::i64()),
+        );
+    b.build().expect("topology")
+}
+
+/// Tumbling windows against the broker: window edges, a late record dropped after grace, and the
+/// window store restored from its changelog after the state directory is deleted.
+#[test]
+fn tumbling_windows_with_late_data_and_window_store_restore() {
+    let (input, output) = ("win-in", "win-out");
+    create_topic(input, 1);
+    create_topic(output, 1);
+    let base = 1_700_000_000_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app =
+        KafkaStreams::new(windowed(input, output), config("win", dir.path(), &[])).unwrap();
+    app.start().unwrap();
+    produce_at(
+        input,
+        &[
+            ("k", "a", base),         // [base, base+1000)
+            ("k", "b", base + 999),   // same window, last ms
+            ("k", "c", base + 1000),  // next window
+            ("k", "d", base + 1600),  // stream time base+1600: the first window closes at base+1500
+            ("k", "late", base + 10), // late for the first window: dropped
+            ("k", "e", base + 1700),
+        ],
+    );
+    let decode = |r: &[Kv]| -> Vec<(i64, i64)> {
+        r.iter()
+            .map(|(k, v)| {
+                let k = k.clone().unwrap();
+                let start = i64::from_be_bytes(k[k.len() - 8..].try_into().unwrap());
+                let v = i64::from_be_bytes(v.clone().unwrap().try_into().unwrap());
+                (start - base, v)
+            })
+            .collect()
+    };
+    let got = consume_until(output, |r| decode(r).contains(&(1000, 3)));
+    assert_eq!(
+        decode(&got),
+        vec![(0, 1), (0, 2), (1000, 1), (1000, 2), (1000, 3)]
+    );
+    let w = app.window_store::<String, i64>("win").unwrap();
+    // Retention is size + grace (1500 ms): the first window has left the store by stream time
+    // base + 1700, as in Kafka.
+    assert_eq!(
+        w.fetch(&"k".into(), base, base + 5000).unwrap(),
+        vec![(base + 1000, 3)]
+    );
+    app.close();
+    drop(dir);
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut app =
+        KafkaStreams::new(windowed(input, output), config("win", dir2.path(), &[])).unwrap();
+    app.start().unwrap();
+    produce_at(input, &[("k", "f", base + 1800)]);
+    let got = consume_until(output, |r| decode(r).contains(&(1000, 4)));
+    assert_eq!(
+        decode(&got).last(),
+        Some(&(1000, 4)),
+        "window count restored from the changelog"
+    );
+    app.close();
+}
+
+/// A windowed stream-stream join against the broker (both inputs with 2 partitions, so records of
+/// one key meet in one task).
+#[test]
+fn stream_stream_join_against_broker() {
+    create_topic("ssj-left", 2);
+    create_topic("ssj-right", 2);
+    create_topic("ssj-out", 1);
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    let l = b.stream("ssj-left", Consumed::with(s(), s()));
+    let r = b.stream("ssj-right", Consumed::with(s(), s()));
+    l.join(
+        &r,
+        |a: &String, b: &String| format!("{a}+{b}"),
+        JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(1000)),
+    )
+    .to("ssj-out", Produced::with(s(), s()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(b.build().unwrap(), config("ssj", dir.path(), &[])).unwrap();
+    app.start().unwrap();
+    let base = 1_700_000_000_000i64;
+    produce_at("ssj-left", &[("a", "L1", base), ("b", "L2", base)]);
+    produce_at(
+        "ssj-right",
+        &[("a", "R1", base + 1000), ("b", "R2", base + 1001)],
+    );
+    let got = consume_until("ssj-out", |r| !r.is_empty());
+    // Wait a little longer for anything that should not be there (b is 1001 ms apart).
+    let more = consume_until("ssj-out", |r| r.len() > 1);
+    assert_eq!(got.len(), 1);
+    let vals: Vec<String> = more
+        .iter()
+        .map(|(_, v)| String::from_utf8(v.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(vals, vec!["L1+R1"]);
+    app.close();
 }

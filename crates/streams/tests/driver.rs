@@ -385,3 +385,193 @@ fn topology_errors() {
     let e = b.build().err().unwrap().to_string();
     assert!(e.contains("c-repartition"), "{e}");
 }
+
+#[test]
+fn session_windows_merge_and_drop_late() {
+    let b = StreamsBuilder::new();
+    b.stream("in", Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(
+            Duration::from_millis(10),
+        ))
+        .count(Materialized::as_("sessions"))
+        .to_stream()
+        .to(
+            "out",
+            Produced::with(Serdes::session_windowed(s()), Serdes::i64()),
+        );
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), s());
+    let (k, v) = (Some("k".to_string()), Some("x".to_string()));
+    for ts in [0, 5, 30, 18, 22] {
+        i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
+    }
+    let got: Vec<String> = d
+        .create_output_topic("out", Serdes::session_windowed(s()), Serdes::i64())
+        .read_key_values_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| {
+            let k = k.unwrap();
+            format!(
+                "{}[{},{}]={}",
+                k.key,
+                k.window.start,
+                k.window.end,
+                v.map_or("null".into(), |v| v.to_string())
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "k[0,0]=1",
+            "k[0,0]=null", // merged into [0,5]
+            "k[0,5]=2",
+            "k[30,30]=1",
+            // ts 18: its session would end at 18 < stream time 30 - grace 0: dropped as late.
+            "k[30,30]=null",
+            "k[22,30]=2",
+        ]
+    );
+}
+
+#[test]
+fn suppress_until_window_closes_emits_final_counts_only() {
+    let b = StreamsBuilder::new();
+    b.stream("in", Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(5),
+        ))
+        .count(Materialized::as_("counts"))
+        .suppress_until_window_closes()
+        .to_stream()
+        .map(|k, v| {
+            (
+                format!("{}@{}", k.unwrap().key, k.unwrap().window.start),
+                *v,
+            )
+        })
+        .to("out", Produced::with(s(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), s());
+    let out = d.create_output_topic("out", s(), Serdes::i64());
+    let (k, v) = (Some("k".to_string()), Some("x".to_string()));
+    for ts in [0, 9, 3, 14] {
+        i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
+    }
+    assert!(out.is_empty(), "nothing before [0,10) closes at 10 + 5");
+    i.pipe_input_at(k.as_ref(), v.as_ref(), 15).unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(Some("k@0".into()), Some(3))]
+    );
+    i.pipe_input_at(k.as_ref(), v.as_ref(), 30).unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(Some("k@10".into()), Some(2))]
+    );
+}
+
+#[test]
+fn table_group_by_with_adder_and_subtractor() {
+    let b = StreamsBuilder::new();
+    let users = b.table(
+        "users",
+        Consumed::with(s(), s()),
+        Materialized::as_("users"),
+    );
+    users
+        .group_by(
+            |u: &String, region: &String| (region.clone(), u.clone()),
+            Grouped::with(s(), s()),
+        )
+        .count(Materialized::as_("per-region"))
+        .to_stream()
+        .to("counts", Produced::with(s(), Serdes::i64()));
+    let scores = b.table(
+        "scores",
+        Consumed::with(s(), Serdes::i64()),
+        Materialized::as_("scores"),
+    );
+    scores
+        .group_by(
+            |k: &String, v: &i64| (k.split('/').next().unwrap_or("").to_string(), *v),
+            Grouped::with(s(), Serdes::i64()),
+        )
+        .reduce(|a, v| a + v, |a, v| a - v, Materialized::as_("team-sum"))
+        .to_stream()
+        .to("sums", Produced::with(s(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut u = d.create_input_topic("users", s(), s());
+    let k = |x: &str| Some(x.to_string());
+    u.pipe_input("alice".into(), "eu".into()).unwrap();
+    u.pipe_input("bob".into(), "eu".into()).unwrap();
+    u.pipe_input("alice".into(), "us".into()).unwrap();
+    u.pipe_input_at(k("bob").as_ref(), None, 0).unwrap();
+    assert_eq!(
+        d.create_output_topic("counts", s(), Serdes::i64())
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![
+            (k("eu"), Some(1)),
+            (k("eu"), Some(2)),
+            (k("eu"), Some(1)),
+            (k("us"), Some(1)),
+            (k("eu"), Some(0)),
+        ]
+    );
+    let mut sc = d.create_input_topic("scores", s(), Serdes::i64());
+    sc.pipe_input("red/ann".into(), 5).unwrap();
+    sc.pipe_input("red/bo".into(), 3).unwrap();
+    sc.pipe_input("red/ann".into(), 1).unwrap();
+    assert_eq!(
+        d.create_output_topic("sums", s(), Serdes::i64())
+            .read_values_to_list()
+            .unwrap(),
+        vec![Some(5), Some(8), Some(3), Some(4)]
+    );
+}
+
+#[test]
+fn sliding_windows_by_definition() {
+    let b = StreamsBuilder::new();
+    b.stream("in", Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(5),
+        ))
+        .count(Materialized::as_("sliding"))
+        .to_stream()
+        .map(|k, v| {
+            let w = k.unwrap();
+            (format!("[{},{}]", w.window.start, w.window.end), *v)
+        })
+        .to("out", Produced::with(s(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), s());
+    let (k, v) = (Some("k".to_string()), Some("x".to_string()));
+    let out = d.create_output_topic("out", s(), Serdes::i64());
+    let mut step = |ts: i64| {
+        i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
+        out.read_key_values_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| format!("{}={}", k.unwrap(), v.unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(step(10), vec!["[0,10]=1"]);
+    // 15: its left window [5,15] holds 10 and 15; 10's right window [11,21] holds 15.
+    assert_eq!(step(15), vec!["[5,15]=2", "[11,21]=1"]);
+    // 12 arrives out of order (within grace): every window holding 12 is recomputed.
+    assert_eq!(
+        step(12),
+        vec!["[2,12]=2", "[5,15]=3", "[11,21]=2", "[13,23]=1"]
+    );
+    // 40 moves stream time: windows ending before 40 - 5 are closed; 14 is late for all of them.
+    assert_eq!(step(40), vec!["[30,40]=1"]);
+    assert_eq!(step(14), Vec::<String>::new());
+}
