@@ -181,9 +181,25 @@ pub trait SourceTask: Send {
     fn stop(&mut self);
 }
 
+/// Sends a record the sink task could not write to the dead letter queue
+/// (`ErrantRecordReporter`); the worker hands one to tasks when `errors.tolerance=all`.
+pub trait ErrantRecordReporter: Send + Sync {
+    fn report(&self, record: &SinkRecord, error: &crate::error::ConnectError) -> Result<()>;
+}
+
+/// What the worker hands a sink task before start (`SinkTaskContext`).
+#[derive(Clone, Default)]
+pub struct SinkTaskContext {
+    /// Present when `errors.tolerance=all`: records reported here are skipped (and go to the
+    /// dead letter queue when `errors.deadletterqueue.topic.name` is set) instead of failing.
+    pub errant_record_reporter: Option<Arc<dyn ErrantRecordReporter>>,
+}
+
 /// A sink task (`SinkTask`).
 pub trait SinkTask: Send {
     fn version(&self) -> String;
+    /// Called once before [`SinkTask::start`].
+    fn initialize(&mut self, _context: SinkTaskContext) {}
     fn start(&mut self, props: &ConfigMap) -> Result<()>;
     /// Writes (or buffers) a batch of records.
     fn put(&mut self, records: Vec<SinkRecord>) -> Result<()>;

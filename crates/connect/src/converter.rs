@@ -40,6 +40,11 @@ pub const CONVERTER_CLASSES: &[&str] = &[
     JSON_CONVERTER_CLASS,
     STRING_CONVERTER_CLASS,
     BYTE_ARRAY_CONVERTER_CLASS,
+    crate::number_converter::SHORT_CONVERTER_CLASS,
+    crate::number_converter::INTEGER_CONVERTER_CLASS,
+    crate::number_converter::LONG_CONVERTER_CLASS,
+    crate::number_converter::FLOAT_CONVERTER_CLASS,
+    crate::number_converter::DOUBLE_CONVERTER_CLASS,
 ];
 pub const JSON_CONVERTER_CLASS: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING_CONVERTER_CLASS: &str = "org.apache.kafka.connect.storage.StringConverter";
@@ -57,7 +62,8 @@ pub fn new_converter(class: &str) -> Option<Box<dyn Converter>> {
     } else if matches(BYTE_ARRAY_CONVERTER_CLASS) {
         Some(Box::new(ByteArrayConverter))
     } else {
-        None
+        crate::number_converter::NumberConverter::for_class(class)
+            .map(|c| Box::new(c) as Box<dyn Converter>)
     }
 }
 

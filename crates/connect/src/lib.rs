@@ -70,12 +70,17 @@ pub mod connector;
 pub mod connector_config;
 pub mod converter;
 pub mod data;
+pub mod dead_letter;
+pub mod distributed;
 pub mod error;
 pub mod herder;
+pub mod herder_api;
 pub mod json;
+pub mod number_converter;
 pub mod offset_store;
 pub mod properties;
 pub mod rest;
+pub mod rest_forward;
 pub mod standalone;
 pub mod transforms;
 pub mod worker;
@@ -85,7 +90,8 @@ use std::path::PathBuf;
 
 pub use config_def::{ConfigDef, ConfigMap, ConfigType, ConfigValue, Importance, Validator};
 pub use connector::{
-    ConnectRecord, Connector, ConnectorFactory, ConnectorPlugin, ConnectorType, Header,
+    ConnectRecord, Connector, ConnectorFactory, ConnectorPlugin, ConnectorType,
+    ErrantRecordReporter, Header, SinkTaskContext,
     OffsetStorageReader, Plugins, SinkConnector, SinkRecord, SinkTask, SourceConnector,
     SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext, TopicPartition,
 };
@@ -108,7 +114,7 @@ pub enum ConnectCommand {
         /// Connector configs to start with.
         connectors: Vec<PathBuf>,
     },
-    /// Run a distributed worker (not available yet).
+    /// Run a distributed worker: workers with the same group.id share connectors and tasks.
     Distributed {
         /// The worker config (group.id, config.storage.topic, offset.storage.topic, ...).
         worker: PathBuf,
@@ -121,9 +127,8 @@ pub fn run(cmd: ConnectCommand, plugins: Plugins) -> anyhow::Result<()> {
         ConnectCommand::Standalone { worker, connectors } => {
             run_standalone(&worker, &connectors, plugins)
         }
-        ConnectCommand::Distributed { worker } => anyhow::bail!(
-            "distributed mode is not implemented yet ({}): use `strom connect standalone`",
-            worker.display()
-        ),
+        ConnectCommand::Distributed { worker } => {
+            distributed::run_distributed(&worker, plugins)
+        }
     }
 }

@@ -16,6 +16,29 @@ use parking_lot::Mutex;
 use crate::connector::{OffsetStorageReader, SourceOffset, SourcePartition};
 use crate::error::{ConnectError, Result};
 
+/// Where a worker keeps source offsets (`OffsetBackingStore`): a file in standalone mode, the
+/// offset topic in distributed mode.
+pub trait OffsetBackingStore: Send + Sync {
+    /// The committed offset of one source partition of a connector.
+    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset>;
+    /// Every (partition, offset) of a connector, for `GET /connectors/{name}/offsets`.
+    fn connector_offsets(&self, connector: &str) -> Vec<(serde_json::Value, serde_json::Value)>;
+    /// Records offsets durably before returning.
+    fn commit(&self, connector: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()>;
+}
+
+impl OffsetBackingStore for FileOffsetStore {
+    fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        FileOffsetStore::get(self, connector, partition)
+    }
+    fn connector_offsets(&self, connector: &str) -> Vec<(serde_json::Value, serde_json::Value)> {
+        FileOffsetStore::connector_offsets(self, connector)
+    }
+    fn commit(&self, connector: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()> {
+        FileOffsetStore::commit(self, connector, offsets)
+    }
+}
+
 /// The offsets file and its contents in memory.
 pub struct FileOffsetStore {
     path: PathBuf,
@@ -67,7 +90,7 @@ impl FileOffsetStore {
         })
     }
 
-    fn key(connector: &str, partition: &SourcePartition) -> String {
+    pub(crate) fn key(connector: &str, partition: &SourcePartition) -> String {
         serde_json::Value::Array(vec![
             serde_json::Value::String(connector.to_string()),
             serde_json::Value::Object(partition.clone()),
@@ -150,7 +173,7 @@ impl FileOffsetStore {
 
 /// A connector's view of the store (`OffsetStorageReaderImpl`).
 pub struct ConnectorOffsetReader {
-    pub store: Arc<FileOffsetStore>,
+    pub store: Arc<dyn OffsetBackingStore>,
     pub connector: String,
 }
 

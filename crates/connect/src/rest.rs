@@ -15,27 +15,28 @@ use serde_json::json;
 use crate::config_def::ConfigMap;
 use crate::connector::ConnectorType;
 use crate::converter::CONVERTER_CLASSES;
-use crate::herder::{HerderError, StandaloneHerder, TargetState};
+use crate::herder::{HerderError, TargetState};
+use crate::herder_api::Herder;
 use crate::properties::json_to_config_map;
 use crate::transforms::{PREDICATE_CLASSES, TRANSFORM_CLASSES};
 
 /// Shared by every handler.
 pub struct RestState {
-    pub herder: Arc<StandaloneHerder>,
+    pub herder: Arc<dyn Herder>,
     pub kafka_cluster_id: Option<String>,
 }
 
-type AppState = Arc<RestState>;
+pub(crate) type AppState = Arc<RestState>;
 
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -84,7 +85,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn query_params(q: &Option<String>) -> Vec<(String, String)> {
+pub(crate) fn query_params(q: &Option<String>) -> Vec<(String, String)> {
     q.as_deref()
         .unwrap_or("")
         .split('&')
@@ -147,6 +148,7 @@ fn config_from_body(v: &serde_json::Value) -> Result<ConfigMap, ApiError> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(root))
+        .route("/health", get(health))
         .route("/connectors", get(list_connectors).post(create_connector))
         .route(
             "/connectors/{name}",
@@ -154,7 +156,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/connectors/{name}/config",
-            get(get_connector_config).put(put_connector_config),
+            get(get_connector_config)
+                .put(put_connector_config)
+                .patch(patch_connector_config),
         )
         .route("/connectors/{name}/status", get(connector_status))
         .route("/connectors/{name}/restart", post(restart_connector))
@@ -176,6 +180,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rest_forward::forward_to_leader,
+        ))
         .with_state(state)
 }
 
@@ -342,6 +350,64 @@ async fn put_connector_config(
         Ok((StatusCode::CREATED, location(&name), axum::Json(info)).into_response())
     } else {
         Ok(json_response(StatusCode::OK, &info))
+    }
+}
+
+/// `PATCH /connectors/{name}/config` (KIP-477): keys in the body replace the connector's, keys
+/// set to `null` are removed; the result is validated like a PUT.
+async fn patch_connector_config(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let patch = parse_json(&body)?;
+    let Some(patch) = patch.as_object() else {
+        return Err(ApiError::bad_request(
+            "Connector config patch must be a JSON object",
+        ));
+    };
+    let mut config = s.herder.connector_config(&name)?;
+    for (k, v) in patch {
+        match v {
+            serde_json::Value::Null => {
+                config.remove(k);
+            }
+            serde_json::Value::String(v) => {
+                config.insert(k.clone(), v.clone());
+            }
+            other => {
+                config.insert(k.clone(), other.to_string());
+            }
+        }
+    }
+    if let Some(n) = config.get("name")
+        && n != &name
+    {
+        return Err(ApiError::bad_request(format!(
+            "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+        )));
+    }
+    let herder = s.herder.clone();
+    let (_, info) =
+        blocking(move || herder.put_connector_config(&name, config, true, TargetState::Started))
+            .await?;
+    Ok(json_response(StatusCode::OK, &info))
+}
+
+/// `GET /health` (KIP-1017): 200 once the worker can serve requests, 503 while it starts.
+async fn health(State(s): State<AppState>) -> Response {
+    if s.herder.ready() {
+        json_response(
+            StatusCode::OK,
+            &json!({"status": "healthy",
+                    "message": "Worker has completed startup and is ready to handle requests."}),
+        )
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "starting",
+                    "message": "Worker is still starting up: it has not joined its Connect group yet."}),
+        )
     }
 }
 

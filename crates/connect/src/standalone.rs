@@ -54,19 +54,7 @@ async fn serve(
     plugins: Plugins,
 ) -> anyhow::Result<()> {
     // Bind first: a port in use should fail before any connector starts.
-    let mut listeners = Vec::new();
-    for (host, port) in &config.listeners {
-        let addr = if host.is_empty() {
-            format!("0.0.0.0:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let l = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (listeners)"))?;
-        tracing::info!(%addr, "REST API listening");
-        listeners.push(l);
-    }
+    let listeners = bind_listeners(&config).await?;
     let bootstrap = config.bootstrap_servers.clone();
     let worker = Arc::new(Worker::new(config)?);
     let herder = Arc::new(StandaloneHerder::new(worker, plugins));
@@ -115,8 +103,28 @@ async fn serve(
     Ok(())
 }
 
+/// Binds the REST listeners (`listeners`).
+pub(crate) async fn bind_listeners(
+    config: &WorkerConfig,
+) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    let mut listeners = Vec::new();
+    for (host, port) in &config.listeners {
+        let addr = if host.is_empty() {
+            format!("0.0.0.0:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let l = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (listeners)"))?;
+        tracing::info!(%addr, "REST API listening");
+        listeners.push(l);
+    }
+    Ok(listeners)
+}
+
 /// The Kafka cluster id for `GET /`; absent when the brokers cannot be reached yet.
-fn cluster_id(bootstrap: &str) -> Option<String> {
+pub(crate) fn cluster_id(bootstrap: &str) -> Option<String> {
     use rdkafka::producer::{BaseProducer, Producer};
     let p: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -125,7 +133,7 @@ fn cluster_id(bootstrap: &str) -> Option<String> {
     p.client().fetch_cluster_id(Duration::from_secs(10))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

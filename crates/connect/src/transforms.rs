@@ -36,6 +36,9 @@ pub trait Predicate: Send + Sync {
     fn test(&self, record: &ConnectRecord) -> bool;
 }
 
+mod cast;
+mod flatten;
+
 const PKG: &str = "org.apache.kafka.connect.transforms.";
 
 /// The transform class names strom knows (full names), for plugin listings.
@@ -54,6 +57,10 @@ pub const TRANSFORM_CLASSES: &[&str] = &[
     "org.apache.kafka.connect.transforms.RegexRouter",
     "org.apache.kafka.connect.transforms.TimestampRouter",
     "org.apache.kafka.connect.transforms.Filter",
+    "org.apache.kafka.connect.transforms.Flatten$Key",
+    "org.apache.kafka.connect.transforms.Flatten$Value",
+    "org.apache.kafka.connect.transforms.Cast$Key",
+    "org.apache.kafka.connect.transforms.Cast$Value",
 ];
 
 /// The predicate class names strom knows.
@@ -220,6 +227,12 @@ pub fn new_transform(class: &str, props: &ConfigMap) -> Result<Box<dyn Transform
     }
     if matches_class(class, "Filter") {
         return Ok(Box::new(Filter));
+    }
+    if let Some(side) = side_of(class, "Flatten") {
+        return Ok(Box::new(flatten::Flatten::new(side, props)));
+    }
+    if let Some(side) = side_of(class, "Cast") {
+        return Ok(Box::new(cast::Cast::new(side, props)?));
     }
     Err(ConnectError::config(format!(
         "Invalid value {class} for configuration type: Class {class} could not be found. \

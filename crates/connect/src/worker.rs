@@ -30,12 +30,13 @@ use serde::Serialize;
 
 use crate::config_def::{ConfigMap, parse_list};
 use crate::connector::{
-    ConnectRecord, Header, SinkRecord, SinkTask, SourceOffset, SourcePartition, SourceTask,
-    SourceTaskContext, TopicPartition,
+    ConnectRecord, Header, SinkRecord, SinkTask, SinkTaskContext, SourceOffset, SourcePartition,
+    SourceTask, SourceTaskContext, TopicPartition,
 };
 use crate::converter::{Converter, configured_converter};
+use crate::dead_letter::{DeadLetterQueue, FailedRecord, Stage, TaskErrantReporter};
 use crate::error::{ConnectError, Result};
-use crate::offset_store::{ConnectorOffsetReader, FileOffsetStore};
+use crate::offset_store::{ConnectorOffsetReader, FileOffsetStore, OffsetBackingStore};
 use crate::transforms::TransformChain;
 use crate::worker_config::WorkerConfig;
 
@@ -134,7 +135,7 @@ impl TaskHandle {
 /// The worker: its config, the offsets store, and how to build clients.
 pub struct Worker {
     pub config: WorkerConfig,
-    pub offsets: Arc<FileOffsetStore>,
+    pub offsets: Arc<dyn OffsetBackingStore>,
 }
 
 /// What a task needs from its connector's config.
@@ -151,6 +152,11 @@ impl Worker {
     pub fn new(config: WorkerConfig) -> Result<Worker> {
         let offsets = Arc::new(FileOffsetStore::open(&config.offset_storage_file)?);
         Ok(Worker { config, offsets })
+    }
+
+    /// A worker whose source offsets live elsewhere (distributed mode: the offset topic).
+    pub fn with_offsets(config: WorkerConfig, offsets: Arc<dyn OffsetBackingStore>) -> Worker {
+        Worker { config, offsets }
     }
 
     /// Converters (connector config overrides the worker's), transforms and error tolerance.
@@ -264,10 +270,35 @@ impl Worker {
                     Ok(s) => s,
                     Err(e) => return ctl.fail(&task_id, &e),
                 };
+                // errors.tolerance=all: a dead letter queue (if named) and a reporter for the task.
+                let dlq = match DeadLetterQueue::from_config(
+                    &worker.client_config("producer", &cc),
+                    &cc,
+                    &name,
+                    id,
+                ) {
+                    Ok(d) => d.map(Arc::new),
+                    Err(e) => return ctl.fail(&task_id, &e),
+                };
+                let mut context = SinkTaskContext::default();
+                if setup.tolerate_errors {
+                    match worker.setup(&name, id, &cc) {
+                        Ok(s) => {
+                            context.errant_record_reporter = Some(Arc::new(TaskErrantReporter::new(
+                                dlq.clone(),
+                                s.key_converter,
+                                s.value_converter,
+                                task_id.clone(),
+                            )));
+                        }
+                        Err(e) => return ctl.fail(&task_id, &e),
+                    }
+                }
+                task.initialize(context);
                 if let Err(e) = task.start(&task_config) {
                     return ctl.fail(&task_id, &e);
                 }
-                let result = run_sink(&worker, &cc, setup, task.as_mut(), &ctl);
+                let result = run_sink(&worker, &cc, setup, task.as_mut(), &ctl, dlq.as_deref());
                 task.stop();
                 match result {
                     Ok(()) => ctl.set(State::Unassigned, None),
@@ -485,6 +516,7 @@ fn run_sink(
     setup: TaskSetup,
     task: &mut dyn SinkTask,
     ctl: &TaskControl,
+    dlq: Option<&DeadLetterQueue>,
 ) -> Result<()> {
     let mut consumer_config = worker.client_config("consumer", cc);
     consumer_config.set("group.id", format!("connect-{}", setup.connector));
@@ -528,6 +560,10 @@ fn run_sink(
             return Ok(());
         }
         let safe = task.pre_commit(offsets)?;
+        // Records sent to the dead letter queue must be there before their offsets are committed.
+        if let Some(d) = dlq {
+            d.flush(Duration::from_millis(worker.config.offset_flush_timeout_ms.max(1000)))?;
+        }
         let mut tpl = rdkafka::TopicPartitionList::new();
         for (tp, off) in &safe {
             if committed.get(tp) == Some(off) {
@@ -583,6 +619,16 @@ fn run_sink(
                         Ok(None) => {}
                         Err(e) if setup.tolerate_errors => {
                             tracing::warn!(task = %setup.id, error = %e, "skipping record (errors.tolerance=all)");
+                            if let Some(d) = dlq {
+                                let failed = FailedRecord {
+                                    topic: m.topic(),
+                                    partition: m.partition(),
+                                    offset: m.offset(),
+                                    key: m.key(),
+                                    value: m.payload(),
+                                };
+                                d.send(&failed, Stage::ValueConverter, &e)?;
+                            }
                         }
                         Err(e) => return Err(e),
                     }

@@ -3,8 +3,15 @@
 //!
 //! * [`file`]: `FileStreamSource` / `FileStreamSink`
 //!   (`org.apache.kafka.connect.file.FileStreamSourceConnector` / `...FileStreamSinkConnector`).
+//! * [`verifiable`]: `VerifiableSource` (`org.apache.kafka.connect.tools.VerifiableSourceConnector`),
+//!   numbered records per task for checking that nothing is lost.
+//! * [`jdbc`]: `JdbcSourceConnector` / `JdbcSinkConnector`
+//!   (`io.confluent.connect.jdbc.JdbcSourceConnector` / `...JdbcSinkConnector`) for PostgreSQL,
+//!   MySQL/MariaDB and SQLite.
 
 pub mod file;
+pub mod jdbc;
+pub mod verifiable;
 
 use strom_connect::Plugins;
 
@@ -13,6 +20,9 @@ pub fn plugins() -> Plugins {
     let mut p = Plugins::new();
     p.register(file::source_plugin());
     p.register(file::sink_plugin());
+    p.register(jdbc::source_plugin());
+    p.register(jdbc::sink_plugin());
+    p.register(verifiable::plugin());
     p
 }
 
