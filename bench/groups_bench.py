@@ -8,8 +8,13 @@
 2. commits: synchronous OffsetCommit round trips per second from one group member, and
    asynchronous commits completed per second with many in flight.
 
-    STROM_BIN=target/release/strom bench/groups_bench.py --target strom
-    bench/groups_bench.py --target kafka
+With --protocol consumer the members use Kafka 4's consumer group protocol (KIP-848,
+group.protocol=consumer, the broker's `uniform` assignor): the heartbeat interval is then the
+broker's group.consumer.heartbeat.interval.ms (default 5000; measured with 5000 and 100), and
+--members sets the group size (the topic has as many partitions).
+
+    STROM_BIN=target/release/strom bench/groups_bench.py --target strom [--protocol consumer --members 10]
+    bench/groups_bench.py --target kafka [--protocol consumer --members 10]
 """
 import argparse
 import os
@@ -35,15 +40,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(target, workdir):
+def start(target, workdir, overrides=None):
     port = free_port()
+    extra = []
+    for k, v in (overrides or {}).items():
+        extra += ["--override", f"{k}={v}"]
     if target == "strom":
         cmd = [os.environ.get("STROM_BIN", os.path.join(ROOT, "target/release/strom")), "server",
                "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-               "--override", f"log.dirs={workdir}/data"]
+               "--override", f"log.dirs={workdir}/data", *extra]
     else:
         cmd = ["bash", os.path.join(ROOT, "scripts/kafka-run.sh"), "--port", str(port),
-               "--controller-port", str(free_port()), "--dir", f"{workdir}/kafka"]
+               "--controller-port", str(free_port()), "--dir", f"{workdir}/kafka", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bootstrap = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -63,12 +71,22 @@ def create(bootstrap, topic, partitions):
     time.sleep(1)
 
 
+PROTOCOL = "classic"
+
+
+def group_conf(bootstrap, group, hb=None):
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    if PROTOCOL == "consumer":
+        conf["group.protocol"] = "consumer"  # session and heartbeat are the broker's settings
+    else:
+        conf.update({"session.timeout.ms": 10000, "heartbeat.interval.ms": hb or 3000})
+    return conf
+
+
 class Member(threading.Thread):
     def __init__(self, bootstrap, group, topic, hb):
         super().__init__(daemon=True)
-        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                           "session.timeout.ms": 10000, "heartbeat.interval.ms": hb,
-                           "enable.auto.commit": False})
+        self.c = Consumer(group_conf(bootstrap, group, hb))
         self.topic = topic
         self.count = 0
         self.subscribed_at = None
@@ -83,19 +101,19 @@ class Member(threading.Thread):
         self.c.close()
 
 
-def rebalance(bootstrap, hb, reps):
+def rebalance(bootstrap, hb, reps, n=10):
     out = []
     for _ in range(reps):
         topic = f"bench-groups-{uuid.uuid4().hex[:8]}"
-        create(bootstrap, topic, 10)
+        create(bootstrap, topic, n)
         group = f"bench-{uuid.uuid4().hex[:8]}"
-        members = [Member(bootstrap, group, topic, hb) for _ in range(9)]
+        members = [Member(bootstrap, group, topic, hb) for _ in range(n - 1)]
         for m in members:
             m.start()
         deadline = time.monotonic() + 120
-        while not (sum(m.count for m in members) == 10 and all(m.count >= 1 for m in members)):
+        while not (sum(m.count for m in members) == n and all(m.count >= 1 for m in members)):
             if time.monotonic() > deadline:
-                raise SystemExit("9-member group did not stabilise")
+                raise SystemExit(f"{n - 1}-member group did not stabilise")
             time.sleep(0.02)
         time.sleep(1)
         tenth = Member(bootstrap, group, topic, hb)
@@ -103,7 +121,7 @@ def rebalance(bootstrap, hb, reps):
         tenth.start()
         while not all(m.count == 1 for m in members):
             if time.monotonic() > deadline:
-                raise SystemExit("10-member group did not stabilise")
+                raise SystemExit(f"{n}-member group did not stabilise")
             time.sleep(0.005)
         out.append(time.monotonic() - tenth.subscribed_at)
         for m in members:
@@ -116,8 +134,7 @@ def rebalance(bootstrap, hb, reps):
 def commits(bootstrap, seconds):
     topic = f"bench-commits-{uuid.uuid4().hex[:8]}"
     create(bootstrap, topic, 1)
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                  "enable.auto.commit": False, "session.timeout.ms": 10000})
+    c = Consumer(group_conf(bootstrap, f"bench-{uuid.uuid4().hex[:8]}"))
     c.subscribe([topic])
     deadline = time.monotonic() + 60
     while not c.assignment() and time.monotonic() < deadline:
@@ -128,8 +145,7 @@ def commits(bootstrap, seconds):
         c.commit(offsets=[TopicPartition(topic, 0, n)], asynchronous=False)
     sync_rate = n / (time.monotonic() - t0)
     done = [0]
-    c2 = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                   "enable.auto.commit": False, "session.timeout.ms": 10000,
+    c2 = Consumer({**group_conf(bootstrap, f"bench-{uuid.uuid4().hex[:8]}"),
                    "on_commit": lambda err, parts: done.__setitem__(0, done[0] + 1)})
     c2.subscribe([topic])
     deadline = time.monotonic() + 60
@@ -155,25 +171,38 @@ def main():
     ap.add_argument("--target", choices=["strom", "kafka"], required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
+    ap.add_argument("--members", type=int, default=10)
     args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix=f"groups-bench-{args.target}-")
-    proc, bootstrap = start(args.target, work)
-    try:
-        # Warm up: the offsets topic and a first group.
-        commits(bootstrap, 1)
-        for hb in (3000, 100):
-            r = rebalance(bootstrap, hb, args.reps)
-            print(f"{args.target} rebalance 9->10 members, heartbeat.interval.ms={hb}: "
-                  + ", ".join(f"{x:.2f}s" for x in r), flush=True)
-        s, a = commits(bootstrap, args.seconds)
-        print(f"{args.target} commits: sync {s:.0f}/s, async {a:.0f}/s", flush=True)
-    finally:
-        proc.terminate()
+    global PROTOCOL
+    PROTOCOL = args.protocol
+    n = args.members
+    # classic: the members' heartbeat.interval.ms; consumer: the broker's, one server per value.
+    intervals = (3000, 100) if PROTOCOL == "classic" else (5000, 100)
+    servers = [None] if PROTOCOL == "classic" else intervals
+    for server_hb in servers:
+        overrides = {} if server_hb is None else {
+            "group.consumer.heartbeat.interval.ms": server_hb,
+            "group.consumer.min.heartbeat.interval.ms": min(server_hb, 5000)}
+        work = tempfile.mkdtemp(prefix=f"groups-bench-{args.target}-")
+        proc, bootstrap = start(args.target, work, overrides)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+            # Warm up: the offsets topic and a first group.
+            commits(bootstrap, 1)
+            for hb in (intervals if server_hb is None else (server_hb,)):
+                r = rebalance(bootstrap, hb, args.reps, n)
+                print(f"{args.target} {PROTOCOL} rebalance {n - 1}->{n} members, heartbeat interval {hb} ms: "
+                      + ", ".join(f"{x:.2f}s" for x in r), flush=True)
+            if server_hb == servers[-1]:
+                s, a = commits(bootstrap, args.seconds)
+                print(f"{args.target} {PROTOCOL} commits: sync {s:.0f}/s, async {a:.0f}/s", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

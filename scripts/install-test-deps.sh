@@ -2,7 +2,8 @@
 # Install everything the tests need, from the registries only (Debian apt, PyPI, Maven Central).
 # Idempotent: each step is skipped when already done, so a second run takes seconds.
 #
-#   1. Debian: kcat (and java/maven/python venv support if missing)
+#   1. Debian: kcat, PostgreSQL and MariaDB servers (JDBC connector tests; the tests start their own
+#      instances on private ports and data directories), java/maven/python venv support if missing
 #   2. Python venv ($STROM_VENV, default ~/.cache/strom/venv) with tests/compat/requirements.txt
 #   3. Apache Kafka (broker + tools) resolved from Maven Central into ~/.cache/strom/kafka (kafka-dist.sh)
 #   4. The Java compat program (tests/compat/java) built into ~/.cache/strom/compat-java
@@ -19,6 +20,8 @@ say() { echo "install-test-deps: $*" >&2; }
 # ---- 1. Debian packages
 need=()
 command -v kcat >/dev/null || need+=(kcat)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[[ -x /usr/sbin/mariadbd ]] || need+=(mariadb-server)
 command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)

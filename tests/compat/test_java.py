@@ -108,3 +108,107 @@ def test_java_produce_consume(server, topic, java_classpath, codec):
         assert m.value() == (want["value"].encode() if want["value"] is not None else None)
         assert m.headers() == [(k, v.encode() if v is not None else None) for k, v in want["headers"]]
         assert m.timestamp()[1] == want["timestamp"]
+
+
+def test_java_admin_configs(server, topic, java_classpath):
+    """createTopics with configs, describeConfigs with sources and synonyms, incrementalAlterConfigs,
+    a cluster-wide broker default, deleteRecords: the Java Admin's view."""
+    out = run_java(java_classpath, "configs", server.bootstrap, topic)
+    if os.environ.get("COMPAT_DUMP"):
+        print(json.dumps(out, indent=1))
+    invalid = {"code": 40, "error": "InvalidConfigurationException"}
+    assert out["create_validate_only_bad"] == invalid
+    assert out["create_unknown_config"] == invalid
+
+    def ev(value, source):
+        return {"value": value, "source": source, "read_only": False, "sensitive": False}
+
+    c = out["create"]
+    assert (c["partitions"], c["replication_factor"]) == (2, 1)
+    for cfg in (c["configs"], out["describe"]):
+        assert cfg["cleanup.policy"] == ev("compact", "DYNAMIC_TOPIC_CONFIG")
+        assert cfg["retention.ms"] == ev("3600000", "DYNAMIC_TOPIC_CONFIG")
+        assert cfg["compression.type"] == ev("lz4", "DYNAMIC_TOPIC_CONFIG")
+        assert cfg["message.timestamp.after.max.ms"] == ev("3600000", "DEFAULT_CONFIG")
+        assert cfg["message.timestamp.before.max.ms"] == ev(str(2**63 - 1), "DEFAULT_CONFIG")
+        assert cfg["delete.retention.ms"] == ev("86400000", "DEFAULT_CONFIG")
+        # Kafka 4's storage format may set a cluster-wide min.insync.replicas; the value is what counts.
+        assert cfg["min.insync.replicas"]["value"] == "1"
+    # log.retention.ms has no default of its own in Kafka (log.retention.hours carries it).
+    assert out["synonyms_retention_ms"] == [["retention.ms", "3600000", "DYNAMIC_TOPIC_CONFIG"]]
+    assert out["synonyms_segment_bytes"] == [["log.segment.bytes", "1073741824", "DEFAULT_CONFIG"]]
+    assert out["describe_missing_topic"] == {"code": 3, "error": "UnknownTopicOrPartitionException"}
+
+    after = out["after_alter"]
+    assert after["retention.ms"] == ev("7200000", "DYNAMIC_TOPIC_CONFIG")
+    assert after["compression.type"]["value"] == "producer"
+    assert after["compression.type"]["source"] in ("DEFAULT_CONFIG", "STATIC_BROKER_CONFIG")
+    assert after["cleanup.policy"] == ev("compact,delete", "DYNAMIC_TOPIC_CONFIG")
+    assert after["max.message.bytes"] == ev("65536", "DYNAMIC_TOPIC_CONFIG")
+    assert out["after_subtract"] == ev("delete", "DYNAMIC_TOPIC_CONFIG")
+    assert out["after_validate_only"] == ev("7200000", "DYNAMIC_TOPIC_CONFIG")
+    assert out["alter_bad_value"] == invalid
+    assert out["alter_unknown_name"] == invalid
+    assert out["alter_removed_difference"] == invalid
+    assert out["alter_missing_topic"] == {"code": 3, "error": "UnknownTopicOrPartitionException"}
+    assert out["delete_retention_from_broker_default"] == ev("123456", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+    assert out["delete_retention_after_reset"] == ev("86400000", "DEFAULT_CONFIG")
+
+    assert out["delete_records_low_watermark"] == 4
+    assert (out["earliest_after_delete"], out["latest_after_delete"]) == (4, 10)
+    assert out["delete_records_past_end"] == {"code": 1, "error": "OffsetOutOfRangeException"}
+    assert out["delete_records_to_end"] == 10
+
+    b = out["broker"]
+    for key in ("log.retention.check.interval.ms", "log.cleaner.threads", "log.cleaner.backoff.ms",
+                "log.cleaner.dedupe.buffer.size", "log.message.timestamp.after.max.ms", "compression.type"):
+        assert b[key] is not None, f"broker config {key} missing"
+        assert b[key]["source"] in ("DEFAULT_CONFIG", "STATIC_BROKER_CONFIG"), (key, b[key])
+    assert b["log.message.timestamp.after.max.ms"]["value"] == "3600000"
+    assert b["compression.type"]["value"] == "producer"
+
+
+def test_java_transactions(server, topic, java_classpath):
+    """The Java transactional producer: commit, abort, sendOffsetsToTransaction, read_committed and
+    read_uncommitted Java consumers, and fencing by a second producer with the same transactional.id."""
+    create_topic(server.bootstrap, topic, 2)
+    group = f"{topic}-group"
+    out = run_java(java_classpath, "txn", server.bootstrap, topic, group, f"{topic}-txn")
+    if os.environ.get("COMPAT_DUMP"):
+        print(json.dumps(out, indent=1))
+    committed = [f"committed-{i}" for i in range(5)]
+    aborted = [f"aborted-{i}" for i in range(4)]
+    with_offsets = [f"with-offsets-{i}" for i in range(3)]
+    assert out["read_committed"] == committed + with_offsets
+    assert out["read_uncommitted"] == committed + aborted + with_offsets
+    assert out["group_offsets"] == {f"{topic}-1": [42, "m"]}
+    # 12 records and 3 markers
+    assert out["latest"] == 15
+    assert out["zombie_commit"] == {"code": 90, "error": "ProducerFencedException"}
+    assert out["successor_commit"] == "ok"
+    assert out["read_committed_after_fence"] == committed + with_offsets + ["successor-0", "successor-1"]
+
+
+EXPIRY = {
+    "transactional.id.expiration.ms": "2000",
+    "transaction.remove.expired.transaction.cleanup.interval.ms": "300",
+    "producer.id.expiration.ms": "2000",
+    "producer.id.expiration.check.interval.ms": "300",
+}
+
+
+def test_java_transactional_and_producer_ids_expire(server_factory, topic, java_classpath):
+    """transactional.id.expiration.ms and producer.id.expiration.ms, seen through describeTransactions
+    and describeProducers; an expired idempotent producer carries on, an expired id starts afresh."""
+    srv = server_factory(EXPIRY)
+    create_topic(srv.bootstrap, topic, 2)
+    out = run_java(java_classpath, "expire", srv.bootstrap, topic, f"{topic}-txn", 5000)
+    if os.environ.get("COMPAT_DUMP"):
+        print(json.dumps(out, indent=1))
+    assert out["txn_state_before"] == "CompleteCommit"
+    assert out["producers_before"] == {f"{topic}-0": 1, f"{topic}-1": 1}
+    assert out["txn_after"] == {"code": 105, "error": "TransactionalIdNotFoundException"}
+    assert out["producers_after"] == {f"{topic}-0": 0, f"{topic}-1": 0}
+    assert out["idempotent_send_after"] == {"code": 0, "error": None}
+    assert out["latest_1"] == 6
+    assert out["new_producer_id"] is True and out["new_epoch"] == 0

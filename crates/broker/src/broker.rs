@@ -22,16 +22,27 @@ pub struct Broker {
     pub txn: crate::txn::TransactionCoordinator,
     /// Bumped after every append, so long-polling fetches wake up and look again.
     appended: watch::Sender<u64>,
+    /// New at every start: the controller tells a restart of this node from a second process
+    /// with the same node.id by it.
+    pub incarnation_id: uuid::Uuid,
 }
 
 impl Broker {
-    /// Open the data directory: metadata first, then the log of every hosted partition.
+    /// Open the data directory of a single node: metadata first, then the log of every hosted
+    /// partition.
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
         let dir = config.data_dir().to_path_buf();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating log.dirs directory {}", dir.display()))?;
         let metadata = MetadataStore::open(&dir, config.node_id)
             .with_context(|| format!("opening metadata in {}", dir.display()))?;
+        Self::open_with(config, metadata)
+    }
+
+    /// Open the broker over an opened metadata store (single node or cluster).
+    pub fn open_with(config: BrokerConfig, metadata: MetadataStore) -> anyhow::Result<Arc<Broker>> {
+        let dir = config.data_dir().to_path_buf();
+        let incarnation_id = uuid::Uuid::new_v4();
         let topic_configs = TopicConfigs::new(&config);
         let replicas = ReplicaManager::new(dir, config.node_id);
         let image = metadata.image();
@@ -58,7 +69,17 @@ impl Broker {
             groups,
             txn: crate::txn::TransactionCoordinator::default(),
             appended,
+            incarnation_id,
         });
+        // A single node is its own controller: it registers itself at once, so Metadata lists
+        // it from the image. Cluster nodes register with the active controller in the
+        // background (controller::spawn).
+        if !broker.metadata.is_cluster() {
+            broker
+                .metadata
+                .register_broker(crate::controller::registration(&broker))
+                .context("registering this broker in the metadata")?;
+        }
         broker.txn.load(&broker);
         broker
             .groups
@@ -79,14 +100,47 @@ impl Broker {
         self.appended.subscribe()
     }
 
-    /// Create a topic with this node as the only replica of each partition (single node).
+    /// Create a topic with `default.replication.factor` replicas per partition (internal
+    /// topics: up to 3, as many as there are live brokers), spread over the live brokers.
     pub fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, strom_meta::MetaError> {
-        let placement = (0..partitions).map(|_| vec![self.node_id()]).collect();
+        let live = crate::controller::live_candidates(&self.metadata.image());
+        let internal = name.starts_with("__");
+        let rf = if internal {
+            (live.len() as i16).clamp(1, 3)
+        } else {
+            self.config.default_replication_factor
+        };
+        let placement = self.place(0, partitions, rf)?;
+        self.create_topic_placed(name, placement, configs)
+    }
+
+    /// Replica lists for `count` new partitions from `first`, over the live brokers.
+    pub fn place(
+        &self,
+        first: i32,
+        count: i32,
+        replication_factor: i16,
+    ) -> Result<Vec<Vec<i32>>, strom_meta::MetaError> {
+        let mut live = crate::controller::live_candidates(&self.metadata.image());
+        if live.is_empty() && !self.metadata.is_cluster() {
+            live.push((self.node_id(), self.config.broker_rack.clone()));
+        }
+        crate::controller::placement::assign(&live, first, count, replication_factor)
+            .map_err(strom_meta::MetaError::Refused)
+    }
+
+    /// Create a topic with the given replica lists (the first replica leads).
+    pub fn create_topic_placed(
+        &self,
+        name: &str,
+        placement: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, strom_meta::MetaError> {
         let topic = self.metadata.create_topic(name, placement, configs)?;
         let log_config = self.topic_configs.log_config(&topic.configs);
         if let Err(e) = self.replicas.open_topic(&topic, log_config) {
@@ -106,7 +160,24 @@ impl Broker {
         name: &str,
         count: i32,
     ) -> Result<TopicMeta, strom_meta::MetaError> {
-        let placement = (0..count).map(|_| vec![self.node_id()]).collect();
+        let image = self.metadata.image();
+        let existing = image
+            .topic(name)
+            .ok_or_else(|| strom_meta::MetaError::UnknownTopic(name.to_string()))?;
+        let rf = existing
+            .partitions
+            .first()
+            .map(|p| p.replicas.len() as i16)
+            .unwrap_or(1);
+        let placement = self.place(existing.partitions.len() as i32, count, rf)?;
+        self.add_partitions_placed(name, placement)
+    }
+
+    pub fn add_partitions_placed(
+        &self,
+        name: &str,
+        placement: Vec<Vec<i32>>,
+    ) -> Result<TopicMeta, strom_meta::MetaError> {
         let topic = self.metadata.add_partitions(name, placement)?;
         let log_config = self.topic_configs.log_config(&topic.configs);
         if let Err(e) = self.replicas.open_topic(&topic, log_config) {

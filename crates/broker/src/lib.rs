@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod error;
 pub mod group;
 pub mod handlers;

@@ -30,7 +30,11 @@ impl RunningServer {
 /// accepted. Tests use it with port 0 to run a broker in-process.
 pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
     let started = Instant::now();
-    let broker = Broker::open(config)?;
+    let broker = if config.is_cluster() {
+        open_cluster_node(config)?
+    } else {
+        Broker::open(config)?
+    };
     let mut listeners = Vec::new();
     let mut local_addrs = Vec::new();
     for l in broker.config.client_listeners() {
@@ -53,11 +57,50 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
         tokio::spawn(accept_loop(broker.clone(), name, socket));
     }
     tokio::spawn(abort_expired_transactions(broker.clone()));
+    crate::txn::expiration::spawn(&broker)?;
     crate::log_manager::spawn(&broker);
+    crate::replica::spawn(&broker);
+    crate::controller::spawn(&broker);
     Ok(RunningServer {
         broker,
         local_addrs,
     })
+}
+
+/// A node of a cluster: bind the CONTROLLER listener, start the Raft metadata quorum on it, then
+/// open the broker. The quorum forms in the background; this does not wait for the other voters.
+fn open_cluster_node(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+    let dir = config.data_dir().to_path_buf();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating log.dirs directory {}", dir.display()))?;
+    let listener = config
+        .controller_listener()
+        .context("a controller needs a CONTROLLER listener (listeners)")?;
+    let socket = std::net::TcpListener::bind(listener.bind_addr())
+        .with_context(|| format!("binding controller listener {listener} (listeners)"))?;
+    let voters = config
+        .controller_quorum_voters
+        .iter()
+        .map(|(id, (host, port))| {
+            let addr = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            (*id, addr)
+        })
+        .collect();
+    let metadata = strom_meta::MetadataStore::open_cluster(
+        &dir,
+        config.node_id,
+        strom_meta::ClusterOptions {
+            voters,
+            listener: socket,
+            session_timeout: std::time::Duration::from_millis(config.broker_session_timeout_ms),
+        },
+    )
+    .with_context(|| format!("opening the metadata quorum in {}", dir.display()))?;
+    Broker::open_with(config, metadata)
 }
 
 /// Run a node until SIGTERM or Ctrl-C, then flush and close every log.

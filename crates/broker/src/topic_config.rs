@@ -226,6 +226,19 @@ fn fmt_bound(v: f64) -> String {
     }
 }
 
+/// The record batch codec id a `compression.type` value stores batches in; `None` for
+/// `producer` (the producer's codec is kept) and for anything unknown (refused on the way in).
+fn compression_codec(value: &str) -> Option<u8> {
+    match value {
+        "uncompressed" => Some(0),
+        "gzip" => Some(1),
+        "snappy" => Some(2),
+        "lz4" => Some(3),
+        "zstd" => Some(4),
+        _ => None,
+    }
+}
+
 impl TopicConfigs {
     pub fn new(broker: &BrokerConfig) -> TopicConfigs {
         let mut defaults = BTreeMap::new();
@@ -419,6 +432,14 @@ impl TopicConfigs {
             .or_else(|| self.default_of(name).map(|(v, _)| v))
     }
 
+    /// `min.insync.replicas` for a topic: the ISR size acks=all produce requires.
+    pub fn min_insync_replicas(&self, overrides: &BTreeMap<String, String>) -> usize {
+        self.effective(overrides, "min.insync.replicas")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// The log settings a topic's partitions run with.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         let defaults = LogConfig::default();
@@ -463,6 +484,13 @@ impl TopicConfigs {
                 .effective(overrides, "min.cleanable.dirty.ratio")
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .unwrap_or(defaults.min_cleanable_dirty_ratio),
+            compression: self
+                .effective(overrides, "compression.type")
+                .and_then(|v| compression_codec(v.trim())),
+            timestamp_before_max_ms: num("message.timestamp.before.max.ms")
+                .unwrap_or(defaults.timestamp_before_max_ms),
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms")
+                .unwrap_or(defaults.timestamp_after_max_ms),
         }
     }
 }

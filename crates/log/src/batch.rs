@@ -13,7 +13,7 @@ pub(crate) const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i3
 /// The only record batch format this log stores.
 pub(crate) const MAGIC_V2: i8 = 2;
 /// Highest compression codec id Kafka defines (zstd).
-const MAX_COMPRESSION_CODEC: u8 = 4;
+pub(crate) const MAX_COMPRESSION_CODEC: u8 = 4;
 
 // Field positions inside a batch (byte offsets from the start of the batch).
 const BASE_OFFSET_OFFSET: usize = 0;

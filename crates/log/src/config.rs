@@ -41,6 +41,16 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// `min.cleanable.dirty.ratio`: the share of dirty bytes at which a log is cleaned.
     pub min_cleanable_dirty_ratio: f64,
+    /// `compression.type`: the codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd) every stored
+    /// batch must carry, batches in another codec being recompressed on append; `None` for
+    /// `producer` (keep the producer's codec).
+    pub compression: Option<u8>,
+    /// `message.timestamp.before.max.ms`: with CreateTime, a record whose timestamp is more than
+    /// this far behind the broker's clock is refused (INVALID_TIMESTAMP).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: with CreateTime, a record whose timestamp is more than
+    /// this far ahead of the broker's clock is refused.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -59,6 +69,11 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            compression: None,
+            // The library accepts any timestamp unless told otherwise; the broker passes the
+            // topic's bounds (Kafka 4 defaults: unbounded behind, one hour ahead).
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
         }
     }
 }

@@ -14,6 +14,7 @@ mod code {
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const INVALID_RECORD: i16 = 87;
+    pub const INVALID_TIMESTAMP: i16 = 32;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,11 @@ pub enum LogError {
     /// A structurally sound batch whose contents break the format's rules.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A CreateTime record outside `message.timestamp.(before|after).max.ms` of the broker's
+    /// clock; `batch_index` is the record's position in the produce request's partition data,
+    /// as Kafka's per-record errors count it.
+    #[error("{message}")]
+    InvalidTimestamp { batch_index: i32, message: String },
     #[error("unsupported record batch magic {0} (only v2 is supported)")]
     UnsupportedMagic(i8),
     #[error("unsupported compression codec {0}")]
@@ -59,6 +65,7 @@ impl LogError {
         match self {
             LogError::CorruptMessage(_) => code::CORRUPT_MESSAGE,
             LogError::InvalidRecord(_) => code::INVALID_RECORD,
+            LogError::InvalidTimestamp { .. } => code::INVALID_TIMESTAMP,
             LogError::UnsupportedMagic(_) => code::UNSUPPORTED_FOR_MESSAGE_FORMAT,
             LogError::UnsupportedCompression(_) => code::UNSUPPORTED_COMPRESSION_TYPE,
             LogError::MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,

@@ -2,8 +2,9 @@
 //!
 //! Owns everything on disk under one partition directory (`<log.dirs>/<topic>-<partition>/`):
 //! `LogSegment`s (`.log`), their sparse `OffsetIndex` (`.index`) and `TimeIndex` (`.timeindex`),
-//! idempotent producers' sequence state (`producer_state`), and the recovery of a torn tail
-//! after a crash. Batches are kept byte-for-byte as the producer
+//! idempotent producers' sequence state (`producer_state`), the leader-epoch cache
+//! (`leader-epoch-checkpoint`), appends as a follower and truncation, and the recovery of a torn
+//! tail after a crash. Batches are kept byte-for-byte as the producer
 //! sent them (record batch v2); only the base offset, the partition leader epoch and, for
 //! LogAppendTime, the max timestamp (with its CRC) are rewritten.
 //!
@@ -15,16 +16,20 @@ mod config;
 pub mod control;
 pub mod error;
 pub mod index;
+pub mod leader_epoch;
 mod index_file;
 pub mod log;
 mod partition_metadata;
+mod producer_expiration;
 pub mod producer_state;
 mod records;
+mod recompress;
 mod recovery;
 mod retention;
 mod scan;
 pub mod segment;
 pub mod time_index;
+mod truncate;
 pub mod txn_index;
 pub mod validate;
 
@@ -34,3 +39,4 @@ pub use control::TxnMarker;
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, FetchSlice, Log, LogConfig, TimestampType};
 pub use retention::RetentionStats;
+pub use truncate::HIGH_WATERMARK_FILE;

@@ -16,8 +16,10 @@ use parking_lot::{Mutex, RwLock};
 use crate::batch;
 use crate::control::{self, TxnMarker};
 use crate::error::{LogError, Result};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::partition_metadata;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::recompress;
 use crate::recovery;
 use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX, segment_file};
 use crate::txn_index::{AbortedTxn, TxnIndex};
@@ -104,9 +106,21 @@ pub struct Log {
     /// Held by retention and the cleaner for a whole pass, so they never work on one log at once.
     pub(crate) maintenance: Mutex<()>,
     /// Set by `close`: the clean-shutdown marker is on disk and must go before new data does.
-    marker_written: AtomicBool,
+    pub(crate) marker_written: AtomicBool,
     /// A segment was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
+    /// Where each leader epoch began (`leader-epoch-checkpoint`); changed only under `writer`.
+    pub(crate) epochs: Mutex<LeaderEpochCache>,
+}
+
+/// Who is appending: the leader (offsets and its epoch assigned here), the transaction
+/// coordinator's markers (same, control batches allowed), or a follower copying the leader's
+/// batches with their offsets and epochs as they are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AppendOrigin {
+    Client { leader_epoch: i32 },
+    Coordinator { leader_epoch: i32 },
+    Replication,
 }
 
 fn now_ms() -> i64 {
@@ -187,6 +201,9 @@ impl Log {
         let producers =
             rebuild_producer_state(dir, &segments, log_end_offset, active_end, &mut aborted)?;
         let first_unstable_offset = producers.first_unstable_offset();
+        let mut epochs = LeaderEpochCache::load(dir)?;
+        // Epochs whose first batch a crash cut off describe data that is not there.
+        epochs.truncate_from_end(log_end_offset)?;
         tracing::info!(
             dir = %dir.display(),
             segments = segments.len(),
@@ -213,6 +230,7 @@ impl Log {
             maintenance: Mutex::new(()),
             marker_written: AtomicBool::new(false),
             dir_dirty: AtomicBool::new(true),
+            epochs: Mutex::new(epochs),
         })
     }
 
@@ -241,7 +259,27 @@ impl Log {
     /// written unless every batch is valid. Control batches are refused: only a transaction
     /// coordinator writes them, through [`Log::append_marker`].
     pub fn append(&self, records: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo> {
-        self.append_batches(records, leader_epoch, now_ms, false)
+        self.append_batches(records, AppendOrigin::Client { leader_epoch }, now_ms)
+    }
+
+    /// Appends batches fetched from the leader as they are: their offsets, leader epochs and
+    /// timestamps were assigned there. The first batch must start at or after the log end
+    /// offset (a compacted leader may have gaps); producer state and the leader-epoch cache
+    /// follow the batches. Nothing is written unless every batch is sound.
+    pub fn append_as_follower(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        if records.is_empty() {
+            let snapshot = self.snapshot();
+            return Ok(AppendInfo {
+                base_offset: snapshot.log_end_offset,
+                last_offset: snapshot.log_end_offset - 1,
+                log_append_time: -1,
+                log_start_offset: snapshot.log_start_offset,
+                record_count: 0,
+                batch_count: 0,
+                duplicate: false,
+            });
+        }
+        self.append_batches(records, AppendOrigin::Replication, now_ms)
     }
 
     /// Write a transaction marker (commit or abort) for `marker.producer_id`, closing its open
@@ -253,17 +291,21 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         let mut batch = control::build(marker, now_ms)?;
-        self.append_batches(&mut batch, leader_epoch, now_ms, true)
+        self.append_batches(&mut batch, AppendOrigin::Coordinator { leader_epoch }, now_ms)
     }
 
     fn append_batches(
         &self,
         records: &mut [u8],
-        leader_epoch: i32,
+        origin: AppendOrigin,
         now_ms: i64,
-        markers: bool,
     ) -> Result<AppendInfo> {
         let config = self.config();
+        let (leader_epoch, markers) = match origin {
+            AppendOrigin::Client { leader_epoch } => (leader_epoch, false),
+            AppendOrigin::Coordinator { leader_epoch } => (leader_epoch, true),
+            AppendOrigin::Replication => return self.append_replicated(records, &config, now_ms),
+        };
         // CPU-heavy checks (CRC) happen before taking the writer lock.
         let mut batches = validate::validate_batches(records, config.max_message_bytes)?;
         if !markers && batches.iter().any(|b| b.header.is_control()) {
@@ -279,6 +321,22 @@ impl Log {
                 }
             }
         }
+        // Timestamp bounds, then the topic's codec (Kafka's LogValidator order), for producer
+        // batches only; the recompressed buffer is validated again (sizes and CRCs changed).
+        let mut recompressed;
+        let records: &mut [u8] = if markers {
+            records
+        } else {
+            validate::check_timestamps(records, &batches, &config, now_ms)?;
+            match config.compression {
+                Some(codec) if recompress::needed(&batches, Some(codec)) => {
+                    recompressed = recompress::recompress(records, &batches, codec)?;
+                    batches = validate::validate_batches(&recompressed, config.max_message_bytes)?;
+                    &mut recompressed[..]
+                }
+                _ => records,
+            }
+        };
         let segment_bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
         if records.len() as u64 > segment_bytes {
             return Err(LogError::RecordListTooLarge {
@@ -287,11 +345,6 @@ impl Log {
             });
         }
         validate::apply_timestamp_type(records, &mut batches, config.timestamp_type, now_ms);
-        let max_batch_timestamp = batches
-            .iter()
-            .map(|b| b.header.max_timestamp)
-            .max()
-            .unwrap_or(-1);
 
         let mut producers = self.writer.lock();
         let snapshot = self.snapshot();
@@ -317,8 +370,80 @@ impl Log {
             self.remove_clean_shutdown_marker()?;
         }
         let base_offset = snapshot.log_end_offset;
-        let next_offset = assign_offsets(records, &mut batches, base_offset, leader_epoch);
-        let last_offset = next_offset - 1;
+        assign_offsets(records, &mut batches, base_offset, leader_epoch);
+        // Before the data: a crash in between leaves an entry past the end, which open drops.
+        self.epochs.lock().assign(leader_epoch, base_offset)?;
+        let info = self.write_batches(
+            &mut producers,
+            &snapshot,
+            records,
+            &batches,
+            &config,
+            now_ms,
+        )?;
+        let log_append_time = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        Ok(AppendInfo {
+            log_append_time,
+            ..info
+        })
+    }
+
+    /// The follower's append: checks, then the same write path without assigning anything.
+    fn append_replicated(
+        &self,
+        records: &mut [u8],
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let segment_bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        if records.len() as u64 > segment_bytes {
+            return Err(LogError::RecordListTooLarge {
+                size: records.len(),
+                max: segment_bytes,
+            });
+        }
+        let mut producers = self.writer.lock();
+        let snapshot = self.snapshot();
+        let batches = validate::validate_replicated(records, snapshot.log_end_offset)?;
+        if self.marker_written.swap(false, Ordering::AcqRel) {
+            self.remove_clean_shutdown_marker()?;
+        }
+        {
+            let mut epochs = self.epochs.lock();
+            for valid in &batches {
+                epochs.assign(valid.header.partition_leader_epoch, valid.header.base_offset)?;
+            }
+        }
+        self.write_batches(&mut producers, &snapshot, records, &batches, config, now_ms)
+    }
+
+    /// Writes validated batches whose offsets are final to the active segment (rolling first
+    /// when due), folds them into the producer state and publishes the new end. Called with
+    /// the writer lock held (`producers`).
+    fn write_batches(
+        &self,
+        producers: &mut ProducerStateManager,
+        snapshot: &Snapshot,
+        records: &[u8],
+        batches: &[ValidBatch],
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let segment_bytes = config.segment_bytes.min(MAX_SEGMENT_BYTES);
+        let max_batch_timestamp = batches
+            .iter()
+            .map(|b| b.header.max_timestamp)
+            .max()
+            .unwrap_or(-1);
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+            return Err(LogError::InvalidRecord("no record batches".into()));
+        };
+        let base_offset = first.header.base_offset;
+        let last_offset = last.header.last_offset();
+        let next_offset = last_offset + 1;
 
         let mut segments = snapshot.segments.clone();
         let mut inactive_bytes = snapshot.inactive_bytes;
@@ -365,8 +490,8 @@ impl Log {
             active = new;
             self.dir_dirty.store(true, Ordering::Release);
         }
-        active.append(records, &batches, config.index_interval_bytes)?;
-        for valid in &batches {
+        active.append(records, batches, config.index_interval_bytes)?;
+        for valid in batches {
             if valid.header.is_control() {
                 let end = valid.position + valid.header.total_len();
                 let commit = records
@@ -375,7 +500,7 @@ impl Log {
                     .transpose()?
                     .flatten();
                 if let Some(commit) = commit {
-                    self.close_txn(&mut producers, &valid.header, commit, active.base_offset())?;
+                    self.close_txn(producers, &valid.header, commit, active.base_offset())?;
                 }
             } else {
                 producers.update(&valid.header);
@@ -391,14 +516,10 @@ impl Log {
             inactive_bytes,
             first_unstable_offset: producers.first_unstable_offset(),
         });
-        let log_append_time = match config.timestamp_type {
-            TimestampType::LogAppendTime => now_ms,
-            TimestampType::CreateTime => -1,
-        };
         Ok(AppendInfo {
             base_offset,
             last_offset,
-            log_append_time,
+            log_append_time: -1,
             log_start_offset,
             record_count: batches
                 .iter()
@@ -596,7 +717,7 @@ impl Log {
         Ok(())
     }
 
-    fn remove_clean_shutdown_marker(&self) -> Result<()> {
+    pub(crate) fn remove_clean_shutdown_marker(&self) -> Result<()> {
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         match fs::remove_file(&marker) {
             Ok(()) => Ok(()),
@@ -608,7 +729,7 @@ impl Log {
 
 /// The idempotent producers' state at the log end: the newest snapshot at or below it, then every
 /// batch after the snapshot (without one, the batches of the last two segments, as Kafka does).
-fn rebuild_producer_state(
+pub(crate) fn rebuild_producer_state(
     dir: &Path,
     segments: &[Arc<LogSegment>],
     log_end_offset: i64,
@@ -734,7 +855,7 @@ fn remove_orphan_indexes(dir: &Path, bases: &[i64]) -> Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LogError::io("syncing directory", dir, e))

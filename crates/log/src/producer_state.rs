@@ -198,6 +198,19 @@ impl ProducerStateManager {
         })
     }
 
+    /// Keeps the producers for which `keep(last batch timestamp, has an open transaction)` holds.
+    /// A producer known only from markers has no batch timestamp and is kept.
+    pub(crate) fn retain_producers(&mut self, keep: impl Fn(Option<i64>, bool) -> bool) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            keep(
+                e.batches.back().map(|b| b.timestamp),
+                e.current_txn_first_offset.is_some(),
+            )
+        });
+        before - self.producers.len()
+    }
+
     /// Whether `producer_id` has an open transaction on this partition.
     pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
         self.producers

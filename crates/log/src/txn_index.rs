@@ -67,6 +67,32 @@ impl TxnIndex {
         Ok(TxnIndex { entries })
     }
 
+    /// Drops the entries of `segment_base`'s file whose markers are at or after `end` (the log
+    /// was truncated there), rewriting the file atomically when any go.
+    pub(crate) fn truncate_file(dir: &Path, segment_base: i64, end: i64) -> Result<()> {
+        let path = file_of(dir, segment_base);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(LogError::io("reading", &path, e)),
+        };
+        let kept: Vec<u8> = bytes
+            .chunks_exact(ENTRY_LEN)
+            .filter(|chunk| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&chunk[18..26]);
+                i64::from_be_bytes(b) < end
+            })
+            .flatten()
+            .copied()
+            .collect();
+        if kept.len() == bytes.len() {
+            return Ok(());
+        }
+        let name = format!("{segment_base:020}.{TXN_INDEX_SUFFIX}");
+        crate::retention::write_atomically(dir, &name, &kept)
+    }
+
     /// The highest marker offset known, so replay after a crash does not add an entry twice.
     pub fn last_marker_offset(&self) -> i64 {
         self.entries.last().map_or(-1, |e| e.last_offset)

@@ -17,6 +17,28 @@ pub struct MetadataImage {
     /// cluster-wide default, a node id for one broker; each maps Kafka's broker keys to values.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Registered brokers by node id (Kafka's BrokerRegistration records), fenced or not.
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerMeta>,
+}
+
+/// One registered broker: where clients reach it and whether it may lead partitions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerMeta {
+    pub node_id: i32,
+    /// New at every start of the broker process: tells a restart from a duplicate node.id.
+    pub incarnation_id: Uuid,
+    pub listeners: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker missed its heartbeats: it leads nothing and is out of every ISR.
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,6 +57,10 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Bumped on every change of leader, ISR or replicas (Kafka's partition epoch); AlterPartition
+    /// requests carry it so a stale ISR change is refused.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 impl MetadataImage {
@@ -44,6 +70,15 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicMeta> {
         self.topics.values().find(|t| &t.id == id)
+    }
+
+    /// Brokers that may lead and follow partitions (registered and not fenced).
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
     }
 }
 

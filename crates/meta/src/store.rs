@@ -1,17 +1,24 @@
-//! Persistence of the metadata image on a single node.
+//! The metadata store: the image every node reads, and the one way to change it.
 //!
-//! The image is small (topics and their partitions), so every change rewrites one JSON file through
-//! a temporary file, fsync and rename: a crash leaves either the old or the new image, never half.
+//! Every change is a `MetadataCommand`. On a single node (no `controller.quorum.voters`) it is
+//! applied at once and the image rewritten as one JSON file through a temporary file, fsync and
+//! rename: a crash leaves either the old or the new image, never half. In a cluster the command
+//! goes to the active controller (forwarded from any node) and is applied by every node once the
+//! Raft metadata log commits it (`crate::raft`).
 //! `meta.properties` holds the cluster id and node id as Kafka's does, so a data directory cannot be
 //! reused by another node by mistake.
 
-use crate::image::{MetadataImage, PartitionMeta, TopicMeta};
-use parking_lot::{Mutex, RwLock};
+use crate::command::{CommandError, CommandResult, MetadataCommand};
+use crate::image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+use crate::raft::{LeaderReply, LeaderRequest, Quorum, QuorumConfig, QuorumStatus};
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 const IMAGE_FILE: &str = "metadata.json";
@@ -43,6 +50,28 @@ pub enum MetaError {
         "Topic currently has {current} partitions, which is higher than the requested {requested}."
     )]
     PartitionsDecrease { current: i32, requested: i32 },
+    /// The controller refused the change (stale epochs, unknown partition, ...).
+    #[error(transparent)]
+    Rejected(CommandError),
+    /// The active controller refused this broker (duplicate node.id, wrong cluster).
+    #[error("{0}")]
+    Refused(String),
+    /// No active controller could be reached in time.
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<CommandError> for MetaError {
+    fn from(e: CommandError) -> MetaError {
+        match e {
+            CommandError::TopicExists(t) => MetaError::TopicExists(t),
+            CommandError::UnknownTopic(t) => MetaError::UnknownTopic(t),
+            CommandError::PartitionsDecrease { current, requested } => {
+                MetaError::PartitionsDecrease { current, requested }
+            }
+            other => MetaError::Rejected(other),
+        }
+    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> MetaError {
@@ -50,18 +79,50 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> MetaErro
     move |source| MetaError::Io { context, source }
 }
 
+/// What a heartbeat told the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    Ok,
+    /// The active controller does not know this incarnation: register again.
+    NeedRegistration,
+}
+
+/// The metadata quorum's settings (cluster mode).
+pub struct ClusterOptions {
+    /// Voter node ids and their CONTROLLER host:port.
+    pub voters: BTreeMap<i32, String>,
+    /// The bound CONTROLLER listener.
+    pub listener: std::net::TcpListener,
+    pub session_timeout: Duration,
+}
+
+enum Backend {
+    /// One node, no quorum: the image in one JSON file.
+    Local { write_lock: Mutex<()> },
+    /// The Raft metadata log among the controllers.
+    Quorum(Quorum),
+}
+
 pub struct MetadataStore {
     dir: PathBuf,
-    image: RwLock<Arc<MetadataImage>>,
-    /// Serialises writers so two changes never race on the file.
-    write_lock: Mutex<()>,
+    node_id: i32,
+    image: Arc<watch::Sender<Arc<MetadataImage>>>,
+    backend: Backend,
 }
 
 impl MetadataStore {
-    /// Open the store in `dir` (created if missing), creating a new cluster id the first time.
+    /// Open the single-node store in `dir` (created if missing), creating a new cluster id the
+    /// first time.
     pub fn open(dir: &Path, node_id: i32) -> Result<MetadataStore, MetaError> {
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let cluster_id = load_or_init_meta_properties(dir, node_id)?;
+        let cluster_id = match read_meta_properties(dir, node_id)? {
+            Some(id) => id,
+            None => {
+                let id = new_cluster_id();
+                write_meta_properties(dir, &id, node_id)?;
+                id
+            }
+        };
         let path = dir.join(IMAGE_FILE);
         let image = match fs::read(&path) {
             Ok(bytes) => {
@@ -74,26 +135,173 @@ impl MetadataStore {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataImage {
                 cluster_id: cluster_id.clone(),
-                epoch: 0,
-                topics: BTreeMap::new(),
-                next_producer_id_block: 0,
-                broker_configs: BTreeMap::new(),
+                ..MetadataImage::default()
             },
             Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
         };
+        let (tx, _) = watch::channel(Arc::new(image));
         Ok(MetadataStore {
             dir: dir.to_path_buf(),
-            image: RwLock::new(Arc::new(image)),
-            write_lock: Mutex::new(()),
+            node_id,
+            image: Arc::new(tx),
+            backend: Backend::Local {
+                write_lock: Mutex::new(()),
+            },
+        })
+    }
+
+    /// Open the store of a cluster node: the Raft metadata log in `dir/raft`, replicated among
+    /// `options.voters`. Returns at once; the image fills as the log is replayed and replicated.
+    pub fn open_cluster(
+        dir: &Path,
+        node_id: i32,
+        options: ClusterOptions,
+    ) -> Result<MetadataStore, MetaError> {
+        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let stored_cluster_id = read_meta_properties(dir, node_id)?;
+        if dir.join(IMAGE_FILE).exists() && !dir.join("raft").exists() {
+            tracing::warn!(
+                dir = %dir.display(),
+                "this directory has single-node metadata ({IMAGE_FILE}); cluster mode starts a new metadata log and does not import it"
+            );
+        }
+        let (tx, _) = watch::channel(Arc::new(MetadataImage::default()));
+        let image = Arc::new(tx);
+        let quorum = Quorum::start(
+            dir,
+            QuorumConfig {
+                node_id,
+                voters: options.voters,
+                session_timeout: options.session_timeout,
+                stored_cluster_id,
+                new_cluster_id: new_cluster_id(),
+            },
+            options.listener,
+            image.clone(),
+        )?;
+        Ok(MetadataStore {
+            dir: dir.to_path_buf(),
+            node_id,
+            image,
+            backend: Backend::Quorum(quorum),
         })
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().clone()
+        self.image.borrow().clone()
+    }
+
+    /// Every new image, as it is applied (contract item 2 of the cluster issue).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.subscribe()
     }
 
     pub fn cluster_id(&self) -> String {
-        self.image.read().cluster_id.clone()
+        self.image.borrow().cluster_id.clone()
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Quorum(_))
+    }
+
+    /// The active controller's node id: this node on a single node, the Raft leader otherwise.
+    pub fn controller_id(&self) -> Option<i32> {
+        match &self.backend {
+            Backend::Local { .. } => Some(self.node_id),
+            Backend::Quorum(q) => q.status().leader,
+        }
+    }
+
+    /// Whether this node is the active controller.
+    pub fn is_active_controller(&self) -> bool {
+        match &self.backend {
+            Backend::Local { .. } => true,
+            Backend::Quorum(q) => q.is_leader(),
+        }
+    }
+
+    pub fn quorum_status(&self) -> Option<QuorumStatus> {
+        match &self.backend {
+            Backend::Local { .. } => None,
+            Backend::Quorum(q) => Some(q.status()),
+        }
+    }
+
+    /// Last heartbeat per broker as the active controller saw it (empty elsewhere).
+    pub fn broker_liveness(&self) -> std::collections::HashMap<i32, (Uuid, std::time::Instant)> {
+        match &self.backend {
+            Backend::Local { .. } => Default::default(),
+            Backend::Quorum(q) => q.liveness(),
+        }
+    }
+
+    /// Err if the quorum's cluster id differs from this node's meta.properties.
+    pub fn check_cluster_id(&self) -> Result<(), MetaError> {
+        match &self.backend {
+            Backend::Quorum(q) => match q.cluster_id_conflict() {
+                Some(msg) => Err(MetaError::Refused(msg)),
+                None => Ok(()),
+            },
+            Backend::Local { .. } => Ok(()),
+        }
+    }
+
+    /// Run one command through the metadata log (or the local file) and wait for its outcome.
+    pub fn submit(&self, cmd: MetadataCommand) -> Result<CommandResult, MetaError> {
+        match &self.backend {
+            Backend::Local { write_lock } => self.apply_local(write_lock, &cmd),
+            Backend::Quorum(q) => outcome(q.leader_request_blocking(LeaderRequest::Write(cmd))?),
+        }
+    }
+
+    pub async fn submit_async(&self, cmd: MetadataCommand) -> Result<CommandResult, MetaError> {
+        match &self.backend {
+            Backend::Local { write_lock } => self.apply_local(write_lock, &cmd),
+            Backend::Quorum(q) => outcome(q.leader_request(LeaderRequest::Write(cmd)).await?),
+        }
+    }
+
+    /// Register this broker with the active controller (a new incarnation at every start).
+    pub fn register_broker(&self, broker: BrokerMeta) -> Result<(), MetaError> {
+        match &self.backend {
+            Backend::Local { write_lock } => self
+                .apply_local(write_lock, &MetadataCommand::RegisterBroker { broker })
+                .map(|_| ()),
+            Backend::Quorum(q) => {
+                outcome(q.leader_request_blocking(LeaderRequest::Register(broker))?).map(|_| ())
+            }
+        }
+    }
+
+    pub async fn register_broker_async(&self, broker: BrokerMeta) -> Result<(), MetaError> {
+        match &self.backend {
+            Backend::Local { write_lock } => self
+                .apply_local(write_lock, &MetadataCommand::RegisterBroker { broker })
+                .map(|_| ()),
+            Backend::Quorum(q) => {
+                outcome(q.leader_request(LeaderRequest::Register(broker)).await?).map(|_| ())
+            }
+        }
+    }
+
+    pub async fn broker_heartbeat(
+        &self,
+        node_id: i32,
+        incarnation_id: Uuid,
+    ) -> Result<HeartbeatOutcome, MetaError> {
+        match &self.backend {
+            Backend::Local { .. } => Ok(HeartbeatOutcome::Ok),
+            Backend::Quorum(q) => match q
+                .leader_request(LeaderRequest::Heartbeat {
+                    node_id,
+                    incarnation_id,
+                })
+                .await?
+            {
+                LeaderReply::NeedRegistration => Ok(HeartbeatOutcome::NeedRegistration),
+                _ => Ok(HeartbeatOutcome::Ok),
+            },
+        }
     }
 
     /// Create a topic with the given replica placement (one replica list per partition).
@@ -103,28 +311,18 @@ impl MetadataStore {
         placement: Vec<Vec<i32>>,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, MetaError> {
-        self.update(|image| {
-            if image.topics.contains_key(name) {
-                return Err(MetaError::TopicExists(name.to_string()));
-            }
-            let topic = TopicMeta {
-                name: name.to_string(),
-                id: Uuid::new_v4(),
-                partitions: partitions_from(0, placement),
-                configs,
-            };
-            image.topics.insert(name.to_string(), topic.clone());
-            Ok(topic)
-        })
+        topic(self.submit(MetadataCommand::CreateTopic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            placement,
+            configs,
+        })?)
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetaError> {
-        self.update(|image| {
-            image
-                .topics
-                .remove(name)
-                .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))
-        })
+        topic(self.submit(MetadataCommand::DeleteTopic {
+            name: name.to_string(),
+        })?)
     }
 
     /// Grow a topic to `placement.len()` more partitions (the new partitions' replica lists).
@@ -133,15 +331,10 @@ impl MetadataStore {
         name: &str,
         placement: Vec<Vec<i32>>,
     ) -> Result<TopicMeta, MetaError> {
-        self.update(|image| {
-            let topic = image
-                .topics
-                .get_mut(name)
-                .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
-            let first = topic.partitions.len() as i32;
-            topic.partitions.extend(partitions_from(first, placement));
-            Ok(topic.clone())
-        })
+        topic(self.submit(MetadataCommand::AddPartitions {
+            name: name.to_string(),
+            placement,
+        })?)
     }
 
     /// Replace a topic's config overrides (AlterConfigs / IncrementalAlterConfigs).
@@ -150,14 +343,10 @@ impl MetadataStore {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, MetaError> {
-        self.update(|image| {
-            let topic = image
-                .topics
-                .get_mut(name)
-                .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
-            topic.configs = configs;
-            Ok(topic.clone())
-        })
+        topic(self.submit(MetadataCommand::SetTopicConfigs {
+            name: name.to_string(),
+            configs,
+        })?)
     }
 
     /// Replace the dynamic broker configs of one resource ("" = cluster default, or a node id).
@@ -166,60 +355,90 @@ impl MetadataStore {
         resource: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), MetaError> {
-        self.update(|image| {
-            if configs.is_empty() {
-                image.broker_configs.remove(resource);
-            } else {
-                image.broker_configs.insert(resource.to_string(), configs);
-            }
-            Ok(())
+        self.submit(MetadataCommand::SetBrokerConfigs {
+            resource: resource.to_string(),
+            configs,
         })
+        .map(|_| ())
     }
 
-    /// Reserve `size` producer ids; returns the first. Persisted before it is returned, so no id
-    /// is ever handed out twice, even across restarts.
+    /// Reserve `size` producer ids; returns the first. Persisted (committed to the metadata
+    /// log) before it is returned, so no id is ever handed out twice, even across restarts.
     pub fn allocate_producer_ids(&self, size: i64) -> Result<i64, MetaError> {
-        self.update(|image| {
-            let first = image.next_producer_id_block;
-            image.next_producer_id_block = first + size;
-            Ok(first)
-        })
+        match self.submit(MetadataCommand::AllocateProducerIds { size })? {
+            CommandResult::ProducerIdBlock(first) => Ok(first),
+            other => Err(unexpected(other)),
+        }
     }
 
-    /// Apply `change` to a copy of the image, persist it, then publish it.
-    fn update<T>(
+    /// Kafka's AlterPartition: the partition leader changes the ISR. Refused with
+    /// `Rejected(FencedLeaderEpoch | InvalidUpdateVersion | IneligibleReplica)` when the
+    /// leader's view is stale (contract item 3 of the cluster issue).
+    pub async fn alter_partition(
         &self,
-        change: impl FnOnce(&mut MetadataImage) -> Result<T, MetaError>,
-    ) -> Result<T, MetaError> {
-        let _guard = self.write_lock.lock();
-        let mut next = (**self.image.read()).clone();
-        let out = change(&mut next)?;
-        next.epoch += 1;
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    ) -> Result<PartitionMeta, MetaError> {
+        match self
+            .submit_async(MetadataCommand::AlterPartition {
+                topic: topic.to_string(),
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            })
+            .await?
+        {
+            CommandResult::Partition(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Apply `cmd` to a copy of the image, persist it, then publish it (single node).
+    fn apply_local(
+        &self,
+        write_lock: &Mutex<()>,
+        cmd: &MetadataCommand,
+    ) -> Result<CommandResult, MetaError> {
+        let _guard = write_lock.lock();
+        let mut next = (**self.image.borrow()).clone();
+        let out = crate::command::apply(&mut next, cmd)?;
         let bytes = serde_json::to_vec_pretty(&next).map_err(|e| MetaError::Corrupt {
             path: self.dir.join(IMAGE_FILE),
             reason: e.to_string(),
         })?;
         write_atomically(&self.dir, IMAGE_FILE, &bytes)?;
-        *self.image.write() = Arc::new(next);
+        self.image.send_replace(Arc::new(next));
         Ok(out)
     }
 }
 
-fn partitions_from(first: i32, placement: Vec<Vec<i32>>) -> Vec<PartitionMeta> {
-    placement
-        .into_iter()
-        .enumerate()
-        .map(|(i, replicas)| PartitionMeta {
-            partition: first + i as i32,
-            leader: replicas.first().copied().unwrap_or(-1),
-            leader_epoch: 0,
-            isr: replicas.clone(),
-            replicas,
-        })
-        .collect()
+fn outcome(reply: LeaderReply) -> Result<CommandResult, MetaError> {
+    match reply {
+        LeaderReply::Outcome(r) => r.map_err(MetaError::from),
+        other => Err(MetaError::Unavailable(format!(
+            "unexpected controller reply {other:?}"
+        ))),
+    }
 }
 
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MetaError> {
+fn topic(r: CommandResult) -> Result<TopicMeta, MetaError> {
+    match r {
+        CommandResult::Topic(t) => Ok(t),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(r: CommandResult) -> MetaError {
+    MetaError::Unavailable(format!("unexpected command result {r:?}"))
+}
+
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MetaError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);
     let mut f = fs::File::create(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
@@ -234,8 +453,8 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MetaErro
     Ok(())
 }
 
-/// Kafka's `meta.properties`: version, cluster.id, node.id. Returns the cluster id.
-fn load_or_init_meta_properties(dir: &Path, node_id: i32) -> Result<String, MetaError> {
+/// Kafka's `meta.properties`: version, cluster.id, node.id. Returns the stored cluster id.
+fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<String>, MetaError> {
     let path = dir.join(META_PROPERTIES);
     match fs::read_to_string(&path) {
         Ok(text) => {
@@ -262,18 +481,21 @@ fn load_or_init_meta_properties(dir: &Path, node_id: i32) -> Result<String, Meta
                     path,
                 });
             }
-            Ok(cluster_id)
+            Ok(Some(cluster_id))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = new_cluster_id();
-            let text = format!(
-                "#\n#strom meta.properties\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
-            );
-            write_atomically(dir, META_PROPERTIES, text.as_bytes())?;
-            Ok(cluster_id)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
     }
+}
+
+pub(crate) fn write_meta_properties(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: i32,
+) -> Result<(), MetaError> {
+    let text =
+        format!("#\n#strom meta.properties\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    write_atomically(dir, META_PROPERTIES, text.as_bytes())
 }
 
 /// Kafka's cluster ids are random UUIDs in URL-safe base64 without padding (22 characters).

@@ -6,6 +6,8 @@ use crate::wire::WireClient;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
+use kafka_protocol::messages::consumer_group_describe_response::ConsumerGroupDescribeResponse;
 use kafka_protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::DeleteGroupsResponse;
@@ -236,7 +238,19 @@ fn list_offsets(
     Ok(out)
 }
 
-/// Which member owns which partition, from the members' assignments.
+/// A group as `describe` shows it, whichever protocol it uses.
+struct GroupView {
+    state: String,
+    /// The classic group's protocol (range, cooperative-sticky, ...) or the consumer group's
+    /// server assignor (uniform, range).
+    strategy: String,
+    /// (member id, host, client id)
+    members: Vec<(String, String, String)>,
+    /// (topic, partition) -> (member id, host, client id) of its owner.
+    owners: BTreeMap<(String, i32), (String, String, String)>,
+}
+
+/// Which member owns which partition, from a classic group's members' assignments.
 fn owners(g: &DescribedGroup) -> BTreeMap<(String, i32), (String, String, String)> {
     let mut out = BTreeMap::new();
     for m in &g.members {
@@ -265,10 +279,71 @@ fn owners(g: &DescribedGroup) -> BTreeMap<(String, i32), (String, String, String
     out
 }
 
+/// A consumer group of the KIP-848 protocol, through ConsumerGroupDescribe; `None` when the
+/// broker does not have that API or the group is not such a group (then it is a classic one,
+/// or unknown, and DescribeGroups says which).
+fn describe_consumer_group(c: &mut WireClient, group: &str) -> anyhow::Result<Option<GroupView>> {
+    if c.version(ApiKey::ConsumerGroupDescribe, 1).is_err() {
+        return Ok(None);
+    }
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+    let resp: ConsumerGroupDescribeResponse = c.send(ApiKey::ConsumerGroupDescribe, 1, &req)?;
+    let Some(g) = resp.groups.into_iter().next() else {
+        return Ok(None);
+    };
+    if g.error_code != 0 {
+        return Ok(None);
+    }
+    let mut owners = BTreeMap::new();
+    let mut members = Vec::new();
+    for m in &g.members {
+        let who = (
+            m.member_id.to_string(),
+            m.client_host.to_string(),
+            m.client_id.to_string(),
+        );
+        for tp in &m.assignment.topic_partitions {
+            for p in &tp.partitions {
+                owners.insert((tp.topic_name.0.to_string(), *p), who.clone());
+            }
+        }
+        members.push(who);
+    }
+    Ok(Some(GroupView {
+        state: g.group_state.to_string(),
+        strategy: g.assignor_name.to_string(),
+        members,
+        owners,
+    }))
+}
+
+fn group_view(c: &mut WireClient, group: &str) -> anyhow::Result<GroupView> {
+    if let Some(v) = describe_consumer_group(c, group)? {
+        return Ok(v);
+    }
+    let g = describe_group(c, group)?;
+    Ok(GroupView {
+        state: g.group_state.to_string(),
+        strategy: g.protocol_data.to_string(),
+        members: g
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.client_host.to_string(),
+                    m.client_id.to_string(),
+                )
+            })
+            .collect(),
+        owners: owners(&g),
+    })
+}
+
 fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     let group = pick(a.group, a.group_flag)?;
     let mut c = WireClient::connect(&a.connect.bootstrap_server)?;
-    let g = describe_group(&mut c, &group)?;
+    let g = group_view(&mut c, &group)?;
     if a.state {
         println!("GROUP\tCOORDINATOR (ID)\tASSIGNMENT-STRATEGY\tSTATE\t#MEMBERS");
         println!(
@@ -276,28 +351,18 @@ fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             group,
             a.connect.bootstrap_server,
             1,
-            g.protocol_data.as_str(),
-            g.group_state.as_str(),
+            g.strategy,
+            g.state,
             g.members.len()
         );
         return Ok(());
     }
-    let owners = owners(&g);
+    let owners = &g.owners;
     if a.members {
         println!("GROUP\tCONSUMER-ID\tHOST\tCLIENT-ID\t#PARTITIONS");
-        for m in &g.members {
-            let n = owners
-                .values()
-                .filter(|o| o.0 == m.member_id.as_str())
-                .count();
-            println!(
-                "{}\t{}\t{}\t{}\t{}",
-                group,
-                m.member_id.as_str(),
-                m.client_host.as_str(),
-                m.client_id.as_str(),
-                n
-            );
+        for (member_id, host, client_id) in &g.members {
+            let n = owners.values().filter(|o| &o.0 == member_id).count();
+            println!("{group}\t{member_id}\t{host}\t{client_id}\t{n}");
         }
         return Ok(());
     }
@@ -375,6 +440,14 @@ fn parse_datetime(v: &str) -> anyhow::Result<i64> {
 fn reset(a: ResetArgs) -> anyhow::Result<()> {
     let group = pick(a.group.clone(), a.group_flag.clone())?;
     let mut c = WireClient::connect(&a.connect.bootstrap_server)?;
+    if let Some(cg) = describe_consumer_group(&mut c, &group)?
+        && cg.state != "Empty"
+    {
+        bail!(
+            "Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.",
+            cg.state
+        );
+    }
     let g = describe_group(&mut c, &group)?;
     let state = g.group_state.as_str();
     if !(state == "Empty" || state == "Dead" || g.error_code == 69) {

@@ -6,6 +6,7 @@
 //! Must not touch: broker internals.
 
 mod bench;
+mod cluster;
 mod common;
 mod configs;
 mod consume;
@@ -20,6 +21,7 @@ mod wire;
 use clap::Subcommand;
 
 pub use bench::{BenchCommand, BenchConsumeArgs, BenchProduceArgs};
+pub use cluster::ClusterCommand;
 pub use configs::ConfigsCommand;
 pub use consume::ConsumeArgs;
 pub use group::GroupCommand;
@@ -59,6 +61,11 @@ pub enum ToolCommand {
         #[command(subcommand)]
         cmd: TransactionsCommand,
     },
+    /// Describe the cluster: controller, brokers, metadata quorum (kafka-metadata-quorum.sh).
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCommand,
+    },
 }
 
 /// Runs one tool command to completion. Errors carry the flag or key they are about.
@@ -71,6 +78,7 @@ pub fn run(cmd: ToolCommand) -> anyhow::Result<()> {
         ToolCommand::Bench { cmd } => bench::run(cmd),
         ToolCommand::Group { cmd } => group::run(cmd),
         ToolCommand::Transactions { cmd } => transactions::run(cmd),
+        ToolCommand::Cluster { cmd } => cluster::run(cmd),
     }
 }
 

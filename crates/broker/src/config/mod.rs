@@ -58,6 +58,21 @@ pub struct BrokerConfig {
     pub log_cleaner_threads: usize,
     /// `log.cleaner.dedupe.buffer.size`: memory for the key map, shared by the cleaner threads.
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// `controller.quorum.voters` (`id@host:port,...`): the Raft voters of the metadata quorum.
+    /// Empty means a single node with its metadata in one local file.
+    pub controller_quorum_voters: BTreeMap<i32, (String, u16)>,
+    /// `broker.rack`: replicas of a partition are spread across racks.
+    pub broker_rack: Option<String>,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats to the active controller.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `unclean.leader.election.enable`: elect an out-of-sync replica when no ISR member is live.
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas periodically.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`
+    pub leader_imbalance_check_interval_seconds: u64,
     /// Every key set in the file or by `--override`, as given (DescribeConfigs reports sources).
     pub explicit: BTreeMap<String, String>,
 }
@@ -91,6 +106,13 @@ impl Default for BrokerConfig {
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_threads: 1,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+            controller_quorum_voters: BTreeMap::new(),
+            broker_rack: None,
+            broker_session_timeout_ms: 9000,
+            broker_heartbeat_interval_ms: 2000,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
             explicit: BTreeMap::new(),
         }
     }
@@ -99,7 +121,6 @@ impl Default for BrokerConfig {
 /// Keys Kafka defines that strom accepts without acting on them yet; they get an info line, not a
 /// warning, so a stock `server.properties` starts quietly.
 const KNOWN_NOT_HONOURED: &[&str] = &[
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -116,11 +137,9 @@ const KNOWN_NOT_HONOURED: &[&str] = &[
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "delete.topic.enable",
-    "broker.rack",
     "metadata.log.dir",
     "compression.type",
     "min.insync.replicas",
-    "unclean.leader.election.enable",
 ];
 
 impl BrokerConfig {
@@ -175,6 +194,26 @@ impl BrokerConfig {
                     advertised_set = true;
                 }
                 "controller.listener.names" => c.controller_listener_names = split_list(v),
+                "controller.quorum.voters" => c.controller_quorum_voters = parse_voters(&key, v)?,
+                "broker.rack" => {
+                    c.broker_rack = Some(v.trim().to_string()).filter(|r| !r.is_empty())
+                }
+                "broker.session.timeout.ms" => {
+                    c.broker_session_timeout_ms = parse_int(&key, v, 1, i32::MAX as i64)? as u64
+                }
+                "broker.heartbeat.interval.ms" => {
+                    c.broker_heartbeat_interval_ms = parse_int(&key, v, 1, i32::MAX as i64)? as u64
+                }
+                "unclean.leader.election.enable" => {
+                    c.unclean_leader_election_enable = parse_bool(&key, v)?
+                }
+                "auto.leader.rebalance.enable" => {
+                    c.auto_leader_rebalance_enable = parse_bool(&key, v)?
+                }
+                "leader.imbalance.check.interval.seconds" => {
+                    c.leader_imbalance_check_interval_seconds =
+                        parse_int(&key, v, 1, i32::MAX as i64)? as u64
+                }
                 "log.dirs" | "log.dir" => {
                     let dirs: Vec<PathBuf> = split_list(v).into_iter().map(PathBuf::from).collect();
                     if dirs.is_empty() {
@@ -247,6 +286,13 @@ impl BrokerConfig {
                 k if crate::group::config::GROUP_KEYS.contains(&k) => {
                     parse_int(&key, v, 0, i32::MAX as i64)?;
                 }
+                // Read by replication (replica::ReplicaConfig).
+                k if crate::replica::config::REPLICA_KEYS.contains(&k) => {
+                    parse_int(&key, v, 0, i32::MAX as i64)?;
+                }
+                crate::group::config::ASSIGNORS_KEY => {
+                    crate::group::config::parse_assignors(v).map_err(|r| invalid(&key, v, &r))?;
+                }
                 k if KNOWN_NOT_HONOURED.contains(&k) => {
                     tracing::info!(key = k, "configuration accepted but not acted on yet");
                 }
@@ -285,7 +331,51 @@ impl BrokerConfig {
                 ));
             }
         }
+        if !c.controller_quorum_voters.is_empty() {
+            if !c.process_roles.iter().any(|r| r == "controller")
+                || !c.controller_quorum_voters.contains_key(&c.node_id)
+            {
+                return Err(invalid(
+                    "controller.quorum.voters",
+                    &c.explicit["controller.quorum.voters"],
+                    &format!(
+                        "node.id {} must be one of the voters with process.roles including controller: broker-only and controller-only nodes are not supported yet",
+                        c.node_id
+                    ),
+                ));
+            }
+            if c.controller_listener().is_none() {
+                return Err(invalid(
+                    "listeners",
+                    &c.listeners
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    "a controller needs a listener named in controller.listener.names (e.g. CONTROLLER://:9093)",
+                ));
+            }
+            if c.broker_heartbeat_interval_ms >= c.broker_session_timeout_ms {
+                return Err(invalid(
+                    "broker.heartbeat.interval.ms",
+                    &c.broker_heartbeat_interval_ms.to_string(),
+                    "must be smaller than broker.session.timeout.ms",
+                ));
+            }
+        }
         Ok(c)
+    }
+
+    /// Whether this node is part of a cluster with a Raft metadata quorum.
+    pub fn is_cluster(&self) -> bool {
+        !self.controller_quorum_voters.is_empty()
+    }
+
+    /// The listener the controllers' Raft traffic uses (the first of controller.listener.names).
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| self.controller_listener_names.contains(&l.name))
     }
 
     /// The listeners clients connect to (not the controller's).
@@ -344,6 +434,34 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
         "false" => Ok(false),
         _ => Err(invalid(key, v, "expected true or false")),
     }
+}
+
+/// `1@host:port,2@host:port`
+fn parse_voters(key: &str, v: &str) -> Result<BTreeMap<i32, (String, u16)>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for item in split_list(v) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| invalid(key, v, "expected id@host:port,..."))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, v, &format!("'{id}' is not a node id")))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, v, &format!("'{addr}' is not host:port")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(key, v, &format!("'{port}' is not a port")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if host.is_empty() {
+            return Err(invalid(key, v, "every voter needs a host"));
+        }
+        if out.insert(id, (host, port)).is_some() {
+            return Err(invalid(key, v, &format!("node id {id} is listed twice")));
+        }
+    }
+    Ok(out)
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -407,5 +525,32 @@ mod tests {
             .expect_err("wildcard adv");
         assert!(err.to_string().contains("advertised.listeners"), "{err}");
         assert!(BrokerConfig::load(None, &["novalue".into()]).is_err());
+        let err = load(&[("controller.quorum.voters", "1@h:9093,1@g:9093")]).expect_err("dup");
+        assert!(err.to_string().contains("listed twice"), "{err}");
+        let err = load(&[("controller.quorum.voters", "x@h:9093")]).expect_err("bad id");
+        assert!(err.to_string().contains("controller.quorum.voters"), "{err}");
+    }
+
+    #[test]
+    fn cluster_node_needs_a_controller_listener_and_to_be_a_voter() {
+        let base = [
+            ("node.id", "2"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093"),
+            ("broker.rack", "r1"),
+        ];
+        let c = load(&base).expect("cluster node");
+        assert!(c.is_cluster());
+        assert_eq!(c.controller_quorum_voters[&3], ("c".to_string(), 9093));
+        assert_eq!(c.controller_listener().expect("controller").port, 9093);
+        assert_eq!(c.broker_rack.as_deref(), Some("r1"));
+        let mut no_ctrl = base.to_vec();
+        no_ctrl[1] = ("listeners", "PLAINTEXT://127.0.0.1:9092");
+        let err = load(&no_ctrl).expect_err("no controller listener");
+        assert!(err.to_string().contains("listeners"), "{err}");
+        let mut not_voter = base.to_vec();
+        not_voter[0] = ("node.id", "4");
+        let err = load(&not_voter).expect_err("not a voter");
+        assert!(err.to_string().contains("controller.quorum.voters"), "{err}");
     }
 }

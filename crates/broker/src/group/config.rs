@@ -23,6 +23,15 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// `offsets.topic.segment.bytes`
     pub offsets_topic_segment_bytes: i64,
+    /// `group.consumer.session.timeout.ms`: a consumer-protocol member that does not heartbeat
+    /// for this long is fenced.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members heartbeat.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.assignors`: the server assignors offered, the first the default.
+    pub consumer_assignors: Vec<String>,
+    /// `group.consumer.max.size`
+    pub consumer_max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -37,6 +46,10 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             offsets_topic_segment_bytes: 104_857_600,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_assignors: vec!["uniform".to_string(), "range".to_string()],
+            consumer_max_size: i32::MAX as usize,
         }
     }
 }
@@ -52,7 +65,45 @@ pub const GROUP_KEYS: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "offsets.topic.segment.bytes",
+    "group.consumer.session.timeout.ms",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.max.size",
+    // Kafka's bounds for the two settings above; accepted (and range-checked) so one
+    // server.properties serves both brokers.
+    "group.consumer.min.session.timeout.ms",
+    "group.consumer.max.session.timeout.ms",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
 ];
+
+/// `group.consumer.assignors`: a list of assignor names or Kafka's class names for them.
+pub const ASSIGNORS_KEY: &str = "group.consumer.assignors";
+
+/// Parse `group.consumer.assignors` (comma separated; Kafka's class names map to the short
+/// names), refusing assignors this broker does not have.
+pub fn parse_assignors(value: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for raw in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = match raw {
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+            other => other,
+        };
+        if !super::assignor::ASSIGNORS.contains(&name) {
+            return Err(format!(
+                "unknown assignor `{raw}` (available: {})",
+                super::assignor::ASSIGNORS.join(", ")
+            ));
+        }
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one assignor is required".to_string());
+    }
+    Ok(out)
+}
 
 impl GroupConfig {
     /// Read the group keys from the broker configuration (values were range-checked at load).
@@ -91,6 +142,20 @@ impl GroupConfig {
         }
         if let Some(v) = get("offsets.topic.segment.bytes") {
             c.offsets_topic_segment_bytes = v.max(1);
+        }
+        if let Some(v) = get("group.consumer.session.timeout.ms") {
+            c.consumer_session_timeout_ms = clamp_i32(v).max(1);
+        }
+        if let Some(v) = get("group.consumer.heartbeat.interval.ms") {
+            c.consumer_heartbeat_interval_ms = clamp_i32(v).max(1);
+        }
+        if let Some(v) = get("group.consumer.max.size") {
+            c.consumer_max_size = v.max(1) as usize;
+        }
+        if let Some(v) = config.explicit.get(ASSIGNORS_KEY)
+            && let Ok(list) = parse_assignors(v)
+        {
+            c.consumer_assignors = list;
         }
         c
     }

@@ -101,6 +101,10 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+    /// "classic" or "consumer" (ListGroups v5 `GroupType`).
+    pub group_type: &'static str,
+    /// The state by Kafka's name for the group's type.
+    pub state_name: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +136,7 @@ pub struct PendingTxnOffset {
 
 pub struct GroupCoordinator {
     pub config: GroupConfig,
-    groups: Mutex<HashMap<String, GroupMetadata>>,
+    pub(super) groups: Mutex<HashMap<String, GroupMetadata>>,
     /// By producer id. Kept in memory until the transaction ends; see `txn_commit_offsets`.
     pending_txn_offsets: Mutex<HashMap<i64, Vec<PendingTxnOffset>>>,
     started: AtomicBool,
@@ -189,9 +193,11 @@ impl GroupCoordinator {
 
     /// Rebuild groups and offsets from `__consumer_offsets` (at start, before serving).
     pub fn load(&self, broker: &Arc<Broker>) -> anyhow::Result<()> {
-        let records = super::persistence::read_all(broker)?;
+        let (records, pending) = super::persistence::read_all_with_pending(broker)?;
         let n = records.len();
         self.apply_records(records, crate::handlers::now_ms());
+        // Offsets of transactions open at the last stop: their markers are still to come.
+        self.pending_txn_offsets.lock().extend(pending);
         let groups = self.groups.lock().len();
         if n > 0 {
             tracing::info!(records = n, groups, "loaded consumer groups and offsets");
@@ -231,6 +237,9 @@ impl GroupCoordinator {
                         groups.remove(&group);
                     }
                 },
+                CoordinatorRecord::Consumer(r) => {
+                    super::consumer_coordinator::apply_record(&mut groups, r, now, &self.config)
+                }
             }
         }
         // A group whose offsets were all deleted and that never had members is gone.
@@ -270,6 +279,9 @@ impl GroupCoordinator {
         let Some(g) = groups.get_mut(&p.group_id) else {
             return Reply::Now(JoinResult::error(&p.member_id, COORDINATOR_NOT_AVAILABLE));
         };
+        if let Err(code) = super::consumer_coordinator::classic_join_allowed(g, log, now) {
+            return Reply::Now(JoinResult::error(&p.member_id, code));
+        }
         let known = g.members.contains_key(&p.member_id)
             || g.pending_members.contains_key(&p.member_id)
             || p.group_instance_id
@@ -621,6 +633,9 @@ impl GroupCoordinator {
         let Some(g) = groups.get(group_id) else {
             return Err(ILLEGAL_GENERATION);
         };
+        if let Some(c) = &g.consumer {
+            return c.validate_offset_commit(member_id, generation_id);
+        }
         validate_member(g, member_id, group_instance_id)?;
         if generation_id != g.generation_id {
             return Err(ILLEGAL_GENERATION);
@@ -629,9 +644,8 @@ impl GroupCoordinator {
     }
 
     /// TxnOffsetCommit: hold offsets committed inside producer `producer_id`'s transaction until
-    /// its marker. They live in memory only: a broker crash between the commit decision and the
-    /// marker loses them (the transaction's records stay committed), a gap Kafka closes by
-    /// writing them to the log as transactional records.
+    /// its marker. The caller has written them to `__consumer_offsets` as transactional records
+    /// first (`txn_offsets::append`), so a restart reloads them from there.
     pub fn txn_commit_offsets(&self, producer_id: i64, offsets: Vec<PendingTxnOffset>) {
         let mut pending = self.pending_txn_offsets.lock();
         let entry = pending.entry(producer_id).or_default();
@@ -644,8 +658,9 @@ impl GroupCoordinator {
     }
 
     /// A transaction marker reached `__consumer_offsets`: commit makes the producer's pending
-    /// offsets the group's committed offsets (written as ordinary commit records), abort drops them.
-    pub fn complete_txn(&self, producer_id: i64, commit: bool, now: i64, log: &dyn OffsetsLog) {
+    /// offsets the group's committed offsets, abort drops them. The records are in the log
+    /// already (transactional, decided by that marker), so nothing is written here.
+    pub fn complete_txn(&self, producer_id: i64, commit: bool, now: i64, _log: &dyn OffsetsLog) {
         let Some(pending) = self.pending_txn_offsets.lock().remove(&producer_id) else {
             return;
         };
@@ -658,20 +673,6 @@ impl GroupCoordinator {
             by_group.entry(p.group.clone()).or_default().push(p);
         }
         for (group, offsets) in by_group {
-            let records: Vec<_> = offsets
-                .iter()
-                .map(|o| {
-                    (
-                        offset_key(&group, &o.topic, o.partition),
-                        Some(offset_value(&o.value)),
-                    )
-                })
-                .collect();
-            if let Err(e) = log.append(partition_for(&group, log.partition_count()), &records, now)
-            {
-                tracing::error!(group = %group, error = ?e, "writing transactional offset commits failed");
-                continue;
-            }
             let g = groups
                 .entry(group.clone())
                 .or_insert_with(|| GroupMetadata::new(&group, now));
@@ -693,7 +694,9 @@ impl GroupCoordinator {
         let Some(g) = groups.get_mut(group_id).filter(|g| !g.is(GroupState::Dead)) else {
             return Err(GROUP_ID_NOT_FOUND);
         };
-        let subscribed = if g.is(GroupState::Empty) {
+        let subscribed = if let Some(c) = g.consumer.as_ref().filter(|c| !c.members.is_empty()) {
+            c.subscribed_topics.keys().cloned().collect()
+        } else if g.is(GroupState::Empty) {
             Default::default()
         } else if g.protocol_type.as_deref() == Some("consumer") {
             g.subscribed_topics().ok_or(NON_EMPTY_GROUP)?
@@ -737,6 +740,15 @@ impl GroupCoordinator {
                 group_id: g.group_id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state,
+                group_type: if g.consumer.is_some() {
+                    "consumer"
+                } else {
+                    "classic"
+                },
+                state_name: match &g.consumer {
+                    Some(c) => c.state().name(),
+                    None => g.state.name(),
+                },
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -745,7 +757,11 @@ impl GroupCoordinator {
 
     pub fn describe_group(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.groups.lock();
-        let g = groups.get(group_id).filter(|g| !g.is(GroupState::Dead))?;
+        // A consumer group is not a classic group: Kafka answers DescribeGroups for it as for a
+        // missing group (ConsumerGroupDescribe describes it).
+        let g = groups
+            .get(group_id)
+            .filter(|g| !g.is(GroupState::Dead) && g.consumer.is_none())?;
         // Like Kafka, member metadata and assignments are only shown once the group is stable.
         let stable = g.is(GroupState::Stable);
         let protocol = g.protocol_name.clone().unwrap_or_default();
@@ -790,7 +806,9 @@ impl GroupCoordinator {
                 let Some(g) = groups.get(id).filter(|g| !g.is(GroupState::Dead)) else {
                     return GROUP_ID_NOT_FOUND;
                 };
-                if !g.is(GroupState::Empty) {
+                if !g.is(GroupState::Empty)
+                    || g.consumer.as_ref().is_some_and(|c| !c.members.is_empty())
+                {
                     return NON_EMPTY_GROUP;
                 }
                 let mut records: Vec<(Bytes, Option<Bytes>)> = g
@@ -798,7 +816,10 @@ impl GroupCoordinator {
                     .keys()
                     .map(|(t, p)| (offset_key(id, t, *p), None))
                     .collect();
-                records.push((group_key(id), None));
+                match &g.consumer {
+                    Some(c) => records.extend(c.tombstones()),
+                    None => records.push((group_key(id), None)),
+                }
                 let partition = partition_for(id, log.partition_count());
                 match log.append(partition, &records, now) {
                     Ok(()) => {
@@ -821,6 +842,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         for g in groups.values_mut() {
             tick_group(g, &ctx);
+            super::consumer_coordinator::tick_consumer_group(g, log, now);
         }
         let last = self.last_retention_check.load(Ordering::Relaxed);
         if last == 0 {
@@ -877,6 +899,9 @@ fn validate_member(
 fn validate_offset_commit(g: &GroupMetadata, p: &CommitParams) -> Result<(), i16> {
     if g.is(GroupState::Dead) {
         return Err(COORDINATOR_NOT_AVAILABLE);
+    }
+    if let Some(c) = &g.consumer {
+        return c.validate_offset_commit(&p.member_id, p.generation_id);
     }
     if p.generation_id < 0 && g.is(GroupState::Empty) {
         // An admin client or a consumer without group management, on a group nobody is in.
@@ -1372,6 +1397,10 @@ fn tick_group(g: &mut GroupMetadata, ctx: &Ctx<'_>) {
 /// offsets of topics it no longer subscribes to, after their commit. An empty group left with
 /// no offsets is deleted.
 fn expire_offsets(g: &mut GroupMetadata, ctx: &Ctx<'_>) {
+    if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+        // A consumer group with members keeps its offsets.
+        return;
+    }
     let retention = ctx.config.offsets_retention_ms;
     let now = ctx.now;
     let expired: Vec<(String, i32)> = match (g.protocol_type.as_deref(), g.state) {

@@ -126,6 +126,9 @@ pub struct GroupMetadata {
     pub initial_delay: Option<InitialDelay>,
     pub new_member_added: bool,
     pub offsets: HashMap<(String, i32), OffsetAndMetadata>,
+    /// Set when the group is a consumer group of the KIP-848 protocol (its type is "consumer");
+    /// the classic fields above then stay empty and only `offsets` is shared.
+    pub consumer: Option<Box<super::consumer_group::ConsumerGroup>>,
 }
 
 impl GroupMetadata {
@@ -147,6 +150,7 @@ impl GroupMetadata {
             initial_delay: None,
             new_member_added: false,
             offsets: HashMap::new(),
+            consumer: None,
         }
     }
 

@@ -74,6 +74,8 @@ pub enum CoordinatorRecord {
         group: String,
         value: Option<GroupValue>,
     },
+    /// A consumer-group (KIP-848) record (`consumer_records`).
+    Consumer(super::consumer_records::ConsumerRecord),
 }
 
 // ---------------------------------------------------------------- encoding
@@ -304,7 +306,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decode one record's key and value. `Ok(None)` for record types this coordinator does not
-/// keep (e.g. KIP-848 consumer-group records).
+/// keep (e.g. share-group and streams-group records).
 pub fn decode_record(
     key: &[u8],
     value: Option<&[u8]>,
@@ -329,6 +331,8 @@ pub fn decode_record(
             let value = value.map(decode_group_value).transpose()?;
             Ok(Some(CoordinatorRecord::Group { group, value }))
         }
+        3..=8 => Ok(super::consumer_records::decode(key_version, key, value)?
+            .map(CoordinatorRecord::Consumer)),
         _ => Ok(None),
     }
 }
@@ -496,7 +500,7 @@ impl OffsetsLog for BrokerOffsetsLog<'_> {
             tracing::error!(error = %e, "encoding coordinator records failed");
             AppendError::Unavailable
         })?;
-        match p.log.append(&mut batch, p.leader_epoch, now_ms) {
+        match p.log.append(&mut batch, p.leader_epoch(), now_ms) {
             Ok(_) => {
                 self.broker.notify_appended();
                 Ok(())
@@ -515,9 +519,22 @@ impl OffsetsLog for BrokerOffsetsLog<'_> {
 /// Every coordinator record in `__consumer_offsets`, partition by partition in offset order.
 /// Records that cannot be decoded are skipped with a warning rather than failing the start.
 pub fn read_all(broker: &Broker) -> anyhow::Result<Vec<CoordinatorRecord>> {
+    read_all_with_pending(broker).map(|(records, _)| records)
+}
+
+/// [`read_all`], with offsets committed inside transactions placed where their commit marker
+/// is (aborted ones dropped), and those of transactions no marker decided yet returned apart,
+/// by producer id (see `txn_offsets`).
+pub fn read_all_with_pending(
+    broker: &Broker,
+) -> anyhow::Result<(
+    Vec<CoordinatorRecord>,
+    super::txn_offsets::PendingByProducer,
+)> {
     let mut out = Vec::new();
+    let mut txn = super::txn_offsets::TxnOffsetLoader::default();
     let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
-        return Ok(out);
+        return Ok((out, txn.into_pending()));
     };
     for pm in &topic.partitions {
         let Some(p) = broker.replicas.get(OFFSETS_TOPIC, pm.partition) else {
@@ -547,14 +564,26 @@ pub fn read_all(broker: &Broker) -> anyhow::Result<Vec<CoordinatorRecord>> {
                 match RecordBatchDecoder::decode(&mut one) {
                     Ok(set) => {
                         for r in set.records {
-                            if r.control || r.offset < offset {
+                            if r.offset < offset {
                                 continue;
                             }
                             let Some(key) = r.key.as_deref() else {
                                 continue;
                             };
+                            if r.control {
+                                if let Some(commit) = super::txn_offsets::marker_commits(key) {
+                                    out.extend(txn.marker(pm.partition, r.producer_id, commit));
+                                }
+                                continue;
+                            }
                             match decode_record(key, r.value.as_deref()) {
-                                Ok(Some(rec)) => out.push(rec),
+                                Ok(Some(rec)) if r.transactional => {
+                                    out.extend(txn.hold(pm.partition, r.producer_id, rec));
+                                }
+                                Ok(Some(rec)) => {
+                                    txn.observe(&rec);
+                                    out.push(rec);
+                                }
                                 Ok(None) => {}
                                 Err(e) => tracing::warn!(
                                     partition = pm.partition,
@@ -581,7 +610,7 @@ pub fn read_all(broker: &Broker) -> anyhow::Result<Vec<CoordinatorRecord>> {
             offset = next;
         }
     }
-    Ok(out)
+    Ok((out, txn.into_pending()))
 }
 
 #[cfg(test)]

@@ -22,9 +22,20 @@ use std::sync::Arc;
 use strom_meta::{MetaError, validate_topic_name};
 use uuid::Uuid;
 
-/// Brokers a replica may be placed on: this node alone until the cluster issue lands.
+/// Brokers a replica may be placed on: the registered, unfenced ones (on a single node that has
+/// not registered yet, this node).
 fn live_brokers(broker: &Broker) -> Vec<i32> {
-    vec![broker.node_id()]
+    let live: Vec<i32> = broker
+        .metadata
+        .image()
+        .live_brokers()
+        .map(|b| b.node_id)
+        .collect();
+    if live.is_empty() && !broker.metadata.is_cluster() {
+        vec![broker.node_id()]
+    } else {
+        live
+    }
 }
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -76,7 +87,7 @@ pub fn create_topics(
             ));
             continue;
         }
-        let (partitions, replication) = if !t.assignments.is_empty() {
+        let (partitions, replication, explicit) = if !t.assignments.is_empty() {
             if t.num_partitions != -1 || t.replication_factor != -1 {
                 results.push(fail(r, ErrorCode::InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into()));
                 continue;
@@ -101,6 +112,12 @@ pub fn create_topics(
             (
                 t.assignments.len() as i32,
                 t.assignments[0].broker_ids.len() as i16,
+                Some(
+                    t.assignments
+                        .iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())
+                        .collect::<Vec<_>>(),
+                ),
             )
         } else {
             let partitions = if t.num_partitions == -1 {
@@ -133,7 +150,7 @@ pub fn create_topics(
                 results.push(fail(r, ErrorCode::InvalidReplicationFactor, format!("Unable to replicate the partition {replication} time(s): The target replication factor of {replication} cannot be reached because only {} broker(s) are registered.", live.len())));
                 continue;
             }
-            (partitions, replication)
+            (partitions, replication, None)
         };
         let mut configs = BTreeMap::new();
         let mut config_error = None;
@@ -173,7 +190,15 @@ pub fn create_topics(
             results.push(r);
             continue;
         }
-        match broker.create_topic(&name, partitions, configs) {
+        let placement = match explicit {
+            Some(p) => Ok(p),
+            None => broker.place(0, partitions, replication),
+        };
+        let created = match placement {
+            Ok(p) => broker.create_topic_placed(&name, p, configs),
+            Err(e) => Err(e),
+        };
+        match created {
             Ok(topic) => {
                 tracing::info!(topic = %name, partitions, "created topic");
                 if ctx.version >= 7 {
@@ -191,6 +216,9 @@ pub fn create_topics(
                     ErrorCode::TopicAlreadyExists,
                     format!("Topic '{name}' already exists."),
                 );
+            }
+            Err(MetaError::Refused(msg)) => {
+                r = fail(r, ErrorCode::InvalidReplicationFactor, msg);
             }
             Err(e) => {
                 tracing::error!(topic = %name, error = %e, "creating topic failed");
@@ -298,8 +326,16 @@ pub fn create_partitions(
             if req.validate_only {
                 return r;
             }
-            match broker.add_partitions(&name, t.count - current) {
+            let added = match &t.assignments {
+                Some(a) => broker.add_partitions_placed(
+                    &name,
+                    a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect(),
+                ),
+                None => broker.add_partitions(&name, t.count - current),
+            };
+            match added {
                 Ok(_) => tracing::info!(topic = %name, partitions = t.count, "added partitions"),
+                Err(MetaError::Refused(msg)) => fail(ErrorCode::InvalidReplicationFactor, msg),
                 Err(e) => fail(ErrorCode::UnknownServerError, e.to_string()),
             }
             r

@@ -139,6 +139,19 @@ fn synonyms_for(broker: &Broker, name: &str, value: &str, src: i8) -> Vec<Descri
                 .with_source(source::STATIC_BROKER_CONFIG),
         );
     }
+    // Last, the broker key's built-in default, as Kafka lists it; `log.retention.ms` and
+    // `log.roll.ms` have none in Kafka (their `.hours` forms carry the default).
+    if let Some(def) = topic_config::lookup(name)
+        && !matches!(def.broker_key, "log.retention.ms" | "log.roll.ms")
+        && let Some((v, source::DEFAULT_CONFIG)) = broker.topic_configs.default_of(name)
+    {
+        out.push(
+            DescribeConfigsSynonym::default()
+                .with_name(s(def.broker_key))
+                .with_value(Some(s(v)))
+                .with_source(source::DEFAULT_CONFIG),
+        );
+    }
     out
 }
 

@@ -1,12 +1,16 @@
-//! Fetch: whole stored batches from each partition's log, bounded by the high watermark and the
-//! request's byte limits, with long polling when too little is there yet.
+//! Fetch: whole stored batches from each partition's log, bounded by the high watermark (the
+//! last stable offset for read_committed) and the request's byte limits, with long polling when
+//! too little is there yet. Only the leader serves. A fetch carrying a replica id comes from a
+//! follower: it reads up to the log end, and its fetch offset tells the leader how far that
+//! follower got (ISR and high watermark, `replica::Partition::update_follower_fetch`).
 
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::ErrorCode;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::AbortedTransaction;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, LeaderIdAndEpoch};
 use kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, PartitionData,
 };
@@ -46,12 +50,21 @@ pub async fn handle(
 /// One pass over the requested partitions. Returns the response, the record bytes in it, and
 /// whether any partition answered with an error (which ends a long poll at once, as in Kafka).
 fn read_once(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: &FetchRequest,
 ) -> (FetchResponse, usize, bool) {
     let uses_topic_ids = ctx.version >= 13;
     let read_committed = req.isolation_level == 1;
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let follower = replica_id >= 0;
+    let now = super::now_ms();
+    let mut hw_moved = false;
+    let mut not_leader = Vec::new();
     let image = broker.metadata.image();
     let mut remaining = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
@@ -78,8 +91,14 @@ fn read_once(
                 })
                 .with_records(Some(Bytes::new()));
             let partition = meta.and_then(|m| broker.replicas.get(&m.name, p.partition));
+            let exists = meta.is_some_and(|m| m.partitions.iter().any(|x| x.partition == p.partition));
             let Some(partition) = partition else {
-                pd.error_code = if uses_topic_ids && meta.is_none() {
+                pd.error_code = if exists {
+                    if let Some(m) = meta {
+                        not_leader.push((topics.len(), partitions.len(), m.name.clone()));
+                    }
+                    ErrorCode::NotLeaderOrFollower.code()
+                } else if uses_topic_ids && meta.is_none() {
                     ErrorCode::UnknownTopicId.code()
                 } else {
                     ErrorCode::UnknownTopicOrPartition.code()
@@ -88,13 +107,9 @@ fn read_once(
                 partitions.push(pd);
                 continue;
             };
-            let hw = partition.high_watermark();
-            let lso = partition.last_stable_offset();
-            pd.high_watermark = hw;
-            pd.last_stable_offset = lso;
-            pd.log_start_offset = partition.log.log_start_offset();
-            if p.current_leader_epoch >= 0 && p.current_leader_epoch != partition.leader_epoch {
-                pd.error_code = if p.current_leader_epoch < partition.leader_epoch {
+            let leader_epoch = partition.leader_epoch();
+            if p.current_leader_epoch >= 0 && p.current_leader_epoch != leader_epoch {
+                pd.error_code = if p.current_leader_epoch < leader_epoch {
                     FENCED_LEADER_EPOCH
                 } else {
                     UNKNOWN_LEADER_EPOCH
@@ -103,7 +118,47 @@ fn read_once(
                 partitions.push(pd);
                 continue;
             }
-            let upper = if read_committed { lso } else { hw };
+            if !partition.is_leader() {
+                not_leader.push((topics.len(), partitions.len(), partition.topic.to_string()));
+                pd.error_code = ErrorCode::NotLeaderOrFollower.code();
+                any_error = true;
+                partitions.push(pd);
+                continue;
+            }
+            let leader_leo = partition.log.log_end_offset();
+            if follower {
+                let update =
+                    partition.update_follower_fetch(replica_id, p.fetch_offset, leader_leo, now);
+                hw_moved |= update.high_watermark_changed;
+                if let Some(change) = update.expand_isr {
+                    crate::replica::request_isr_change(broker, partition.clone(), change);
+                }
+            }
+            let hw = partition.high_watermark();
+            let lso = partition.last_stable_offset();
+            pd.high_watermark = hw;
+            pd.last_stable_offset = lso;
+            pd.log_start_offset = partition.log.log_start_offset();
+            // A follower whose last fetched epoch ended earlier here has records the leader
+            // never had: it must truncate before fetching on (KIP-595's diverging epoch).
+            if follower && ctx.version >= 12 && p.last_fetched_epoch >= 0 {
+                let (epoch, end) = partition.log.end_offset_for_epoch(p.last_fetched_epoch);
+                if epoch >= 0 && (epoch < p.last_fetched_epoch || end < p.fetch_offset) {
+                    pd.diverging_epoch = EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end);
+                    partitions.push(pd);
+                    continue;
+                }
+            }
+            // Followers copy everything; consumers see only committed records.
+            let upper = if follower {
+                leader_leo
+            } else if read_committed {
+                lso
+            } else {
+                hw
+            };
             let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
             // Like Kafka (KIP-74), the first partition with data may exceed the limits by one
             // batch so a consumer can never get stuck behind a large batch.
@@ -150,9 +205,35 @@ fn read_once(
                 .with_partitions(partitions),
         );
     }
+    if hw_moved {
+        // Waiting acks=all producers and consumers' long polls look again.
+        broker.notify_appended();
+    }
     // Sessionless answers (session id 0): every fetch is a full fetch, which KIP-227 allows.
-    let resp = FetchResponse::default()
+    let mut resp = FetchResponse::default()
         .with_session_id(0)
         .with_responses(topics);
+    // KIP-951: where the leader is, in the versions that carry it.
+    if ctx.version >= 12 {
+        for (t, i, topic) in not_leader {
+            let Some(pd) = resp.responses.get_mut(t).and_then(|t| t.partitions.get_mut(i)) else {
+                continue;
+            };
+            let Some(hint) =
+                super::leader_hint::leader_hint(&image, &topic, pd.partition_index, &ctx.conn.listener)
+            else {
+                continue;
+            };
+            pd.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(hint.leader_id))
+                .with_leader_epoch(hint.leader_epoch);
+            if ctx.version >= 16
+                && let Some(e) = super::leader_hint::fetch_endpoint(&hint)
+                && !resp.node_endpoints.iter().any(|n| n.node_id == e.node_id)
+            {
+                resp.node_endpoints.push(e);
+            }
+        }
+    }
     (resp, total, any_error)
 }

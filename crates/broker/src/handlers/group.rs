@@ -1,5 +1,6 @@
 //! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete (the
+//! consumer protocol's own APIs are in `consumer_group`).
 //!
 //! Each handler turns the wire message into a call on `group::GroupCoordinator` and builds the
 //! answer for the negotiated version, leaving fields the version does not have at their
@@ -554,24 +555,21 @@ pub fn list_groups(
     } else {
         Vec::new()
     };
-    // Every group here is a classic group.
-    if !types.is_empty() && !types.iter().any(|t| t == "classic") {
-        return ListGroupsResponse::default();
-    }
     let groups = broker
         .groups
         .list_groups()
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .filter(|g| states.is_empty() || states.contains(&g.state_name.to_ascii_lowercase()))
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(s(g.group_id)))
                 .with_protocol_type(s(g.protocol_type));
             if v >= 4 {
-                l.group_state = s(g.state.name());
+                l.group_state = s(g.state_name);
             }
             if v >= 5 {
-                l.group_type = s("classic");
+                l.group_type = s(g.group_type);
             }
             l
         })

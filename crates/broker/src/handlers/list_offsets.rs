@@ -40,7 +40,7 @@ pub fn handle(
                     };
                     // The epoch field exists from v4 on; older versions must leave it unset.
                     if ctx.version >= 4 {
-                        r.leader_epoch = partition.leader_epoch;
+                        r.leader_epoch = partition.leader_epoch();
                     }
                     let found = match p.timestamp {
                         LATEST => Ok(Some((

@@ -34,7 +34,11 @@ pub fn handle(
     let allow_auto_create = req.allow_auto_topic_creation || ctx.version < 4;
     if all {
         for t in image_before.topics.values() {
-            topics.push(describe_topic(t, req.include_topic_authorized_operations));
+            topics.push(describe_topic(
+                &image_before,
+                t,
+                req.include_topic_authorized_operations,
+            ));
         }
     } else {
         for wanted in req.topics.unwrap_or_default() {
@@ -48,7 +52,11 @@ pub fn handle(
                     .cloned(),
             };
             let entry = match (found, name) {
-                (Some(t), _) => describe_topic(&t, req.include_topic_authorized_operations),
+                (Some(t), _) => describe_topic(
+                    &broker.metadata.image(),
+                    &t,
+                    req.include_topic_authorized_operations,
+                ),
                 (None, None) => error_topic(None, wanted.topic_id, ErrorCode::UnknownTopicId),
                 (None, Some(n)) => {
                     if validate_topic_name(&n).is_err() {
@@ -58,20 +66,36 @@ pub fn handle(
                         {
                             Ok(t) => {
                                 tracing::info!(topic = %n, partitions = t.partitions.len(), "auto-created topic");
-                                describe_topic(&t, req.include_topic_authorized_operations)
+                                describe_topic(
+                                    &broker.metadata.image(),
+                                    &t,
+                                    req.include_topic_authorized_operations,
+                                )
                             }
                             // Created by a concurrent request in between: describe it.
                             Err(strom_meta::MetaError::TopicExists(_)) => {
-                                match broker.metadata.image().topic(&n) {
-                                    Some(t) => {
-                                        describe_topic(t, req.include_topic_authorized_operations)
-                                    }
+                                let image = broker.metadata.image();
+                                match image.topic(&n) {
+                                    Some(t) => describe_topic(
+                                        &image,
+                                        t,
+                                        req.include_topic_authorized_operations,
+                                    ),
                                     None => error_topic(
                                         Some(n),
                                         Uuid::nil(),
                                         ErrorCode::LeaderNotAvailable,
                                     ),
                                 }
+                            }
+                            Err(strom_meta::MetaError::Refused(msg)) => {
+                                // Fewer live brokers than default.replication.factor.
+                                tracing::warn!(topic = %n, %msg, "auto-creating topic failed");
+                                error_topic(
+                                    Some(n),
+                                    Uuid::nil(),
+                                    ErrorCode::InvalidReplicationFactor,
+                                )
                             }
                             Err(e) => {
                                 tracing::warn!(topic = %n, error = %e, "auto-creating topic failed");
@@ -90,7 +114,7 @@ pub fn handle(
     let mut resp = MetadataResponse::default()
         .with_brokers(brokers(broker, ctx))
         .with_cluster_id(Some(StrBytes::from_string(broker.metadata.cluster_id())))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(controller_id(broker)))
         .with_topics(topics);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         CLUSTER_ALL_OPERATIONS
@@ -100,31 +124,88 @@ pub fn handle(
     resp
 }
 
-/// This node as clients should reach it on the listener the request came in on.
-fn brokers(broker: &Broker, ctx: &RequestContext<'_>) -> Vec<MetadataResponseBroker> {
-    let Some(l) = broker.config.advertised_for(&ctx.conn.listener) else {
-        return Vec::new();
-    };
-    vec![
-        MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(StrBytes::from_string(l.host.clone()))
-            .with_port(l.port as i32)
-            .with_rack(None),
-    ]
+/// The active controller as clients see it: the Raft leader (every controller is a broker
+/// too); this node while no leader is known.
+pub fn controller_id(broker: &Broker) -> i32 {
+    broker
+        .metadata
+        .controller_id()
+        .unwrap_or_else(|| broker.node_id())
 }
 
-fn describe_topic(t: &TopicMeta, include_ops: bool) -> MetadataResponseTopic {
+/// A broker's endpoint on the listener the request came in on (else its first listener).
+pub fn endpoint<'a>(
+    b: &'a strom_meta::BrokerMeta,
+    listener: &str,
+) -> Option<&'a strom_meta::BrokerEndpoint> {
+    b.listeners
+        .iter()
+        .find(|l| l.name == listener)
+        .or_else(|| b.listeners.first())
+}
+
+/// The live brokers as clients should reach them on the listener the request came in on. Before
+/// this node has registered (a cluster still forming) it lists itself.
+fn brokers(broker: &Broker, ctx: &RequestContext<'_>) -> Vec<MetadataResponseBroker> {
+    let image = broker.metadata.image();
+    let mut out: Vec<MetadataResponseBroker> = image
+        .live_brokers()
+        .filter_map(|b| {
+            let e = endpoint(b, &ctx.conn.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(e.host.clone()))
+                    .with_port(e.port as i32)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
+    if !image.is_live(broker.node_id())
+        && let Some(l) = broker.config.advertised_for(&ctx.conn.listener)
+    {
+        out.push(
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.node_id()))
+                .with_host(StrBytes::from_string(l.host.clone()))
+                .with_port(l.port as i32)
+                .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string)),
+        );
+    }
+    out
+}
+
+fn describe_topic(
+    image: &strom_meta::MetadataImage,
+    t: &TopicMeta,
+    include_ops: bool,
+) -> MetadataResponseTopic {
+    // On a single node that has not registered yet (no brokers in the image) every replica is
+    // this node and online.
+    let offline = |r: &i32| !image.brokers.is_empty() && !image.is_live(*r);
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
+            let code = if p.leader < 0 {
+                ErrorCode::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
+                .with_error_code(code)
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(
+                    p.replicas
+                        .iter()
+                        .filter(|r| offline(r))
+                        .map(|r| BrokerId(*r))
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponseTopic::default()

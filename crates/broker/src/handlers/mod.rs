@@ -8,12 +8,16 @@ mod alter_configs;
 mod api_versions;
 mod cluster;
 mod configs;
+mod consumer_group;
 mod delete_records;
 mod fetch;
 mod group;
+mod leader_hint;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
+mod produce_errors;
 mod sasl;
 mod txn;
 mod txn_admin;
@@ -71,6 +75,8 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeQuorum, 0, 2),
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
@@ -80,6 +86,8 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 2),
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    // Replication: followers truncate with it after a leader change (handlers::offset_for_leader_epoch).
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     // Consumer groups, classic protocol (handlers::group).
     api(ApiKey::OffsetCommit, 2, 9),
     api(ApiKey::OffsetFetch, 1, 9),
@@ -92,6 +100,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    // Consumer groups, consumer protocol (KIP-848; handlers::consumer_group).
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 fn supported(key: ApiKey) -> Option<&'static Supported> {
@@ -185,6 +196,9 @@ pub async fn handle(
             .await
             .map(ResponseKind::Produce),
         RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(broker, &ctx, r).await)),
+        RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(broker, &ctx, r),
+        )),
         RequestKind::ListOffsets(r) => Some(ResponseKind::ListOffsets(list_offsets::handle(
             broker, &ctx, r,
         ))),
@@ -200,6 +214,12 @@ pub async fn handle(
         RequestKind::DescribeCluster(r) => Some(ResponseKind::DescribeCluster(
             cluster::describe_cluster(broker, &ctx, r),
         )),
+        RequestKind::DescribeQuorum(r) => Some(ResponseKind::DescribeQuorum(
+            cluster::describe_quorum(broker, &ctx, r),
+        )),
+        RequestKind::ElectLeaders(r) => Some(ResponseKind::ElectLeaders(cluster::elect_leaders(
+            broker, &ctx, r,
+        ))),
         RequestKind::AlterConfigs(r) => Some(ResponseKind::AlterConfigs(
             alter_configs::alter_configs(broker, &ctx, r),
         )),
@@ -258,6 +278,12 @@ pub async fn handle(
         RequestKind::OffsetDelete(r) => Some(ResponseKind::OffsetDelete(group::offset_delete(
             broker, &ctx, r,
         ))),
+        RequestKind::ConsumerGroupHeartbeat(r) => Some(ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group::consumer_group_heartbeat(broker, &ctx, r),
+        )),
+        RequestKind::ConsumerGroupDescribe(r) => Some(ResponseKind::ConsumerGroupDescribe(
+            consumer_group::consumer_group_describe(broker, &ctx, r),
+        )),
         RequestKind::DescribeProducers(r) => Some(ResponseKind::DescribeProducers(
             txn_admin::describe_producers(broker, &ctx, r),
         )),

@@ -1,12 +1,17 @@
-//! Produce: validate and append each partition's batches; answer now (acks 0/1, and -1 while this
-//! node is the only replica).
+//! Produce: validate and append each partition's batches on the partition leader; answer at
+//! once for acks 0/1, and for acks=all once the high watermark passes the appended batches
+//! (Kafka's DelayedProduce purgatory: a wait on the broker's "appended" watch, which also
+//! fires when a follower's fetch or an ISR change moves a high watermark), or at the request's
+//! `timeout_ms` with REQUEST_TIMED_OUT.
 
 use super::{RequestContext, now_ms};
 use crate::broker::Broker;
 use crate::error::ErrorCode;
 use crate::replica::Partition;
 use bytes::BytesMut;
-use kafka_protocol::messages::TopicName;
+use kafka_protocol::messages::produce_response::LeaderIdAndEpoch;
+use kafka_protocol::messages::{BrokerId, TopicName};
+use std::time::{Duration, Instant};
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -49,6 +54,10 @@ pub async fn handle(
     let now = now_ms();
     let mut appended_any = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // acks=all: (topic response index, partition response index, partition, offset the high
+    // watermark must reach, min.insync.replicas).
+    let mut waiting: Vec<(usize, usize, Arc<Partition>, i64, usize)> = Vec::new();
+    let mut hints = Vec::new();
     for topic in req.topic_data {
         let topic_meta = if uses_topic_ids {
             image.topic_by_id(&topic.topic_id)
@@ -68,9 +77,28 @@ pub async fn handle(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let partition = topic_meta.and_then(|t| broker.replicas.get(&t.name, pd.index));
+            let exists = topic_meta.is_some_and(|t| t.partitions.iter().any(|p| p.partition == pd.index));
+            let min_isr = topic_meta.map_or(1, |t| broker.topic_configs.min_insync_replicas(&t.configs));
+            let mut record_errors = Vec::new();
+            let leader_here = partition.as_ref().is_some_and(|p| p.is_leader());
             let result = if !valid_acks {
                 Err((ErrorCode::InvalidRequiredAcks.code(), None))
-            } else if let Some(partition) = partition {
+            } else if exists && !leader_here {
+                if let Some(t) = topic_meta {
+                    hints.push((responses.len(), partitions.len(), t.name.clone(), pd.index));
+                }
+                Err((ErrorCode::NotLeaderOrFollower.code(), None))
+            } else if let Some(partition) = partition.as_ref().filter(|p| {
+                acks == -1 && p.isr().len() < min_isr
+            }) {
+                Err((
+                    ErrorCode::NotEnoughReplicas.code(),
+                    Some(format!(
+                        "the in-sync replicas {:?} are fewer than min.insync.replicas {min_isr}",
+                        partition.isr()
+                    )),
+                ))
+            } else if let Some(partition) = partition.as_ref() {
                 match pd.records {
                     Some(records) => match check_transactional(broker, &partition, &records) {
                         Err(code) => Err((code.code(), None)),
@@ -80,8 +108,11 @@ pub async fn handle(
                             let mut buf = BytesMut::from(&records[..]);
                             partition
                                 .log
-                                .append(&mut buf, partition.leader_epoch, now)
-                                .map_err(|e| (e.kafka_error_code(), Some(e.to_string())))
+                                .append(&mut buf, partition.leader_epoch(), now)
+                                .map_err(|e| {
+                                    record_errors = super::produce_errors::record_errors(&e);
+                                    (e.kafka_error_code(), Some(super::produce_errors::message(&e)))
+                                })
                         }
                     },
                     None => Err((
@@ -95,6 +126,17 @@ pub async fn handle(
             match result {
                 Ok(info) => {
                     appended_any = true;
+                    if acks == -1
+                        && let Some(partition) = partition
+                    {
+                        waiting.push((
+                            responses.len(),
+                            partitions.len(),
+                            partition,
+                            info.last_offset + 1,
+                            min_isr,
+                        ));
+                    }
                     resp.base_offset = info.base_offset;
                     resp.log_append_time_ms = info.log_append_time;
                     resp.log_start_offset = info.log_start_offset;
@@ -105,6 +147,7 @@ pub async fn handle(
                     }
                     resp.error_code = code;
                     resp.error_message = message.map(StrBytes::from_string);
+                    resp.record_errors = record_errors;
                 }
             }
             partitions.push(resp);
@@ -126,5 +169,104 @@ pub async fn handle(
     if acks == 0 {
         return None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    if !waiting.is_empty() {
+        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        wait_for_replication(broker, &mut responses, waiting, timeout).await;
+    }
+    let mut resp = ProduceResponse::default().with_responses(responses);
+    // KIP-951: tell the client where the leader is, in the versions that carry it.
+    if ctx.version >= 10 && !hints.is_empty() {
+        let image = broker.metadata.image();
+        for (t, p, topic, partition) in hints {
+            let Some(hint) = super::leader_hint::leader_hint(&image, &topic, partition, &ctx.conn.listener)
+            else {
+                continue;
+            };
+            if let Some(r) = resp
+                .responses
+                .get_mut(t)
+                .and_then(|t| t.partition_responses.get_mut(p))
+            {
+                r.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(hint.leader_id))
+                    .with_leader_epoch(hint.leader_epoch);
+            }
+            if let Some(e) = super::leader_hint::produce_endpoint(&hint)
+                && !resp.node_endpoints.iter().any(|n| n.node_id == e.node_id)
+            {
+                resp.node_endpoints.push(e);
+            }
+        }
+    }
+    Some(resp)
+}
+
+/// Waits until each appended partition's high watermark reaches its batches, then checks the
+/// ISR still meets min.insync.replicas; what is left at `timeout` gets REQUEST_TIMED_OUT.
+async fn wait_for_replication(
+    broker: &Arc<Broker>,
+    responses: &mut [TopicProduceResponse],
+    mut waiting: Vec<(usize, usize, Arc<Partition>, i64, usize)>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    let mut appended = broker.subscribe_appended();
+    loop {
+        appended.borrow_and_update();
+        waiting.retain(|(t, p, partition, required, min_isr)| {
+            let outcome = if !partition.is_leader() {
+                Some((ErrorCode::NotLeaderOrFollower, None))
+            } else if partition.high_watermark() >= *required {
+                let isr = partition.isr();
+                if isr.len() < *min_isr {
+                    Some((
+                        ErrorCode::NotEnoughReplicasAfterAppend,
+                        Some(format!(
+                            "written, but the in-sync replicas {isr:?} are fewer than min.insync.replicas {min_isr}"
+                        )),
+                    ))
+                } else {
+                    Some((ErrorCode::None, None))
+                }
+            } else {
+                None
+            };
+            let Some((code, message)) = outcome else {
+                return true;
+            };
+            if code != ErrorCode::None
+                && let Some(r) = responses
+                    .get_mut(*t)
+                    .and_then(|t| t.partition_responses.get_mut(*p))
+            {
+                r.error_code = code.code();
+                r.error_message = message.map(StrBytes::from_string);
+                r.base_offset = -1;
+            }
+            false
+        });
+        if waiting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= deadline
+            || tokio::time::timeout(deadline - now, appended.changed())
+                .await
+                .is_err()
+        {
+            break;
+        }
+    }
+    for (t, p, _, _, _) in waiting {
+        if let Some(r) = responses
+            .get_mut(t)
+            .and_then(|t| t.partition_responses.get_mut(p))
+        {
+            r.error_code = ErrorCode::RequestTimedOut.code();
+            r.error_message = Some(StrBytes::from_static_str(
+                "not replicated to the in-sync replicas within the request timeout",
+            ));
+            r.base_offset = -1;
+        }
+    }
 }

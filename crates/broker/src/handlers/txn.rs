@@ -241,7 +241,7 @@ pub fn txn_offset_commit(
     }
     let now = now_ms();
     let mut pending = Vec::new();
-    let topics = req
+    let mut topics: Vec<TxnOffsetCommitResponseTopic> = req
         .topics
         .iter()
         .map(|t| {
@@ -289,7 +289,25 @@ pub fn txn_offset_commit(
         })
         .collect();
     if !pending.is_empty() {
-        broker.groups.txn_commit_offsets(req.producer_id.0, pending);
+        // Durable first (Kafka writes them as transactional records), then held for the marker.
+        match crate::group::txn_offsets::append(
+            broker,
+            offsets_partition,
+            req.producer_id.0,
+            req.producer_epoch,
+            &pending,
+            now,
+        ) {
+            Ok(()) => broker.groups.txn_commit_offsets(req.producer_id.0, pending),
+            Err(code) => {
+                let code = fenced_code(code, ctx.version, 3).code();
+                for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    if p.error_code == 0 {
+                        p.error_code = code;
+                    }
+                }
+            }
+        }
     }
     TxnOffsetCommitResponse::default().with_topics(topics)
 }

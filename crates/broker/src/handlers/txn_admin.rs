@@ -221,7 +221,7 @@ pub fn write_txn_markers(
                                 None => ErrorCode::UnknownTopicOrPartition.code(),
                                 Some(partition) => match partition.log.append_marker(
                                     &marker,
-                                    partition.leader_epoch,
+                                    partition.leader_epoch(),
                                     now,
                                 ) {
                                     Ok(_) => {

@@ -1,12 +1,18 @@
-//! The map from topic-partition to hosted `Partition`, and their directories on disk.
+//! The map from topic-partition to hosted `Partition`, their directories on disk, and applying
+//! each new metadata image to them (Kafka's `ReplicaManager.applyDelta`): open the logs of new
+//! partitions, make each leader, follower or offline as the image says, start and stop fetching,
+//! and delete the logs of deleted topics.
 
 use super::Partition;
-use parking_lot::RwLock;
+use super::fetcher::ReplicaFetcherManager;
+use super::partition::Role;
+use crate::broker::Broker;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use strom_log::{Log, LogConfig};
-use strom_meta::TopicMeta;
+use strom_meta::{MetadataImage, TopicMeta};
 
 type TopicPartitions = BTreeMap<i32, Arc<Partition>>;
 
@@ -15,6 +21,11 @@ pub struct ReplicaManager {
     node_id: i32,
     /// Keyed by topic name first so a lookup borrows the request's `&str` without allocating.
     topics: RwLock<HashMap<String, TopicPartitions>>,
+    pub(crate) fetchers: ReplicaFetcherManager,
+    /// Serialises image application (the subscription task and start-up).
+    applying: Mutex<()>,
+    /// Serialises opening logs, so two callers never open one directory twice.
+    opening: Mutex<()>,
 }
 
 impl ReplicaManager {
@@ -23,6 +34,9 @@ impl ReplicaManager {
             dir,
             node_id,
             topics: RwLock::new(HashMap::new()),
+            fetchers: ReplicaFetcherManager::default(),
+            applying: Mutex::new(()),
+            opening: Mutex::new(()),
         }
     }
 
@@ -30,13 +44,23 @@ impl ReplicaManager {
         self.topics.read().get(topic)?.get(&partition).cloned()
     }
 
+    /// Every hosted partition.
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|ps| ps.values().cloned())
+            .collect()
+    }
+
     /// Open (creating if needed) the logs of every partition of `topic` that this node hosts and
-    /// that is not open yet.
+    /// that is not open yet, in the role the metadata gives it.
     pub fn open_topic(
         &self,
         topic: &TopicMeta,
         config: LogConfig,
     ) -> Result<(), strom_log::LogError> {
+        let _opening = self.opening.lock();
         let name: Arc<str> = Arc::from(topic.name.as_str());
         for p in &topic.partitions {
             if !p.replicas.contains(&self.node_id) || self.get(&topic.name, p.partition).is_some() {
@@ -44,13 +68,14 @@ impl ReplicaManager {
             }
             let dir = self.dir.join(format!("{}-{}", topic.name, p.partition));
             let log = Log::open(&dir, config.clone(), topic.id.into_bytes())?;
-            let partition = Arc::new(Partition {
-                topic: name.clone(),
-                index: p.partition,
-                topic_id: topic.id,
-                leader_epoch: p.leader_epoch,
+            let partition = Arc::new(Partition::new(
+                name.clone(),
+                p.partition,
+                topic.id,
                 log,
-            });
+                self.node_id,
+                p,
+            ));
             self.topics
                 .write()
                 .entry(topic.name.clone())
@@ -60,9 +85,70 @@ impl ReplicaManager {
         Ok(())
     }
 
+    /// Brings the hosted partitions in line with `image`. Idempotent: called at start and for
+    /// every new image.
+    pub fn apply_image(&self, broker: &Arc<Broker>, image: &MetadataImage) {
+        let _applying = self.applying.lock();
+        // Topics deleted (or deleted and re-created under a new id) since the last image.
+        let gone: Vec<TopicMeta> = {
+            let topics = self.topics.read();
+            topics
+                .iter()
+                .filter_map(|(name, parts)| {
+                    let first = parts.values().next()?;
+                    let current = image.topic(name);
+                    if current.is_some_and(|t| t.id == first.topic_id) {
+                        return None;
+                    }
+                    Some(TopicMeta {
+                        name: name.clone(),
+                        id: first.topic_id,
+                        partitions: Vec::new(),
+                        configs: BTreeMap::new(),
+                    })
+                })
+                .collect()
+        };
+        for topic in gone {
+            tracing::info!(topic = %topic.name, "topic deleted: removing its partitions");
+            self.delete_topic(&topic);
+        }
+        let now = crate::handlers::now_ms();
+        for topic in image.topics.values() {
+            let hosted = topic
+                .partitions
+                .iter()
+                .any(|p| p.replicas.contains(&self.node_id));
+            if hosted {
+                let config = broker.topic_configs.log_config(&topic.configs);
+                if let Err(e) = self.open_topic(topic, config) {
+                    tracing::error!(topic = %topic.name, error = %e, "opening partition logs failed");
+                }
+            }
+            for meta in &topic.partitions {
+                let Some(partition) = self.get(&topic.name, meta.partition) else {
+                    continue;
+                };
+                partition.apply(meta, now);
+                match partition.role() {
+                    Role::Follower { leader } => {
+                        let epoch = partition.leader_epoch();
+                        if !self.fetchers.is_fetching(&partition, leader, epoch) {
+                            self.fetchers.add(broker, partition.clone(), leader, epoch);
+                        }
+                    }
+                    Role::Leader | Role::Offline => {
+                        self.fetchers.remove(&topic.name, meta.partition);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn delete_topic(&self, topic: &TopicMeta) {
         let removed = self.topics.write().remove(&topic.name).unwrap_or_default();
         for (_, p) in removed {
+            self.fetchers.remove(&topic.name, p.index);
             let dir = p.log.dir().to_path_buf();
             let result = match Arc::try_unwrap(p) {
                 Ok(p) => p.log.delete(),
@@ -79,8 +165,12 @@ impl ReplicaManager {
     }
 
     pub fn close_all(&self) {
+        self.fetchers.shutdown();
         for partitions in self.topics.read().values() {
             for p in partitions.values() {
+                if let Err(e) = p.checkpoint_high_watermark() {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "checkpointing high watermark failed");
+                }
                 if let Err(e) = p.log.close() {
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
                 }

@@ -25,7 +25,7 @@ pub const DEFAULT_NUM_PARTITIONS: i32 = 50;
 pub const MAX_TIMEOUT_MS: i32 = 900_000;
 
 pub struct TransactionCoordinator {
-    txns: Mutex<HashMap<String, TransactionMetadata>>,
+    pub(super) txns: Mutex<HashMap<String, TransactionMetadata>>,
     num_partitions: i32,
 }
 
@@ -130,6 +130,17 @@ impl TransactionCoordinator {
     }
 
     fn persist(&self, broker: &Broker, meta: &TransactionMetadata) -> Result<(), ErrorCode> {
+        self.write_record(broker, &meta.transactional_id, Some(meta.encode_value()))
+    }
+
+    /// Appends one `__transaction_state` record: the id's state, or a tombstone (`None`) when
+    /// the id expired.
+    pub(super) fn write_record(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        value: Option<bytes::Bytes>,
+    ) -> Result<(), ErrorCode> {
         if broker
             .metadata
             .image()
@@ -146,8 +157,7 @@ impl TransactionCoordinator {
             }
         }
         // Same placement rule as groups in __consumer_offsets: Kafka's abs(String.hashCode) % n.
-        let p =
-            crate::group::persistence::partition_for(&meta.transactional_id, self.num_partitions);
+        let p = crate::group::persistence::partition_for(transactional_id, self.num_partitions);
         let Some(partition) = broker.replicas.get(TRANSACTION_STATE_TOPIC, p) else {
             return Err(ErrorCode::CoordinatorNotAvailable);
         };
@@ -163,8 +173,8 @@ impl TransactionCoordinator {
             offset: 0,
             sequence: -1,
             timestamp: now,
-            key: Some(metadata::encode_key(&meta.transactional_id)),
-            value: Some(meta.encode_value()),
+            key: Some(metadata::encode_key(transactional_id)),
+            value,
             headers: IndexMap::new(),
         };
         let mut buf = BytesMut::new();
@@ -178,7 +188,7 @@ impl TransactionCoordinator {
         })?;
         partition
             .log
-            .append(&mut buf, partition.leader_epoch, now)
+            .append(&mut buf, partition.leader_epoch(), now)
             .map_err(|e| {
                 tracing::error!(error = %e, "writing __transaction_state failed");
                 ErrorCode::KafkaStorageError
@@ -407,7 +417,7 @@ impl TransactionCoordinator {
             };
             if let Err(e) = partition
                 .log
-                .append_marker(&marker, partition.leader_epoch, now)
+                .append_marker(&marker, partition.leader_epoch(), now)
             {
                 tracing::error!(topic = %topic, partition = p, error = %e, "writing a transaction marker failed");
                 return Err(ErrorCode::KafkaStorageError);

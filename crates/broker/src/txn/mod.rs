@@ -1,6 +1,7 @@
 //! Transactions: the transaction coordinator and its `__transaction_state` records.
 
 pub mod coordinator;
+pub mod expiration;
 pub mod metadata;
 
 pub use coordinator::TransactionCoordinator;

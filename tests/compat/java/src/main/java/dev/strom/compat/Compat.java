@@ -46,6 +46,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *                                                  deleteTopics, and the errors on the way
  *   produce  BOOTSTRAP TOPIC COMPRESSION COUNT PARTITIONS   keyed records with headers, acks=all
  *   consume  BOOTSTRAP TOPIC PARTITION OFFSET COUNT         assign + seek, read COUNT records
+ *   configs  BOOTSTRAP TOPIC                       topic/broker configs and deleteRecords (AdminConfigs)
+ *   txn      BOOTSTRAP TOPIC GROUP TXN_ID          transactional producer, read_committed (Transactions)
+ *   expire   BOOTSTRAP TOPIC TXN_ID WAIT_MS        transactional/producer id expiration (Expiry)
  * </pre>
  *
  * Errors from the broker are reported as their Kafka error code (Errors.forException) and class name.
@@ -63,6 +66,9 @@ public final class Compat {
             case "admin": out = admin(args[1], args[2]); break;
             case "produce": out = produce(args[1], args[2], args[3], Integer.parseInt(args[4]), Integer.parseInt(args[5])); break;
             case "consume": out = consume(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]), Integer.parseInt(args[5])); break;
+            case "configs": out = AdminConfigs.run(args[1], args[2]); break;
+            case "txn": out = Transactions.run(args[1], args[2], args[3], args[4]); break;
+            case "expire": out = Expiry.run(args[1], args[2], args[3], Long.parseLong(args[4])); break;
             default:
                 System.err.println("unknown mode " + args[0]);
                 System.exit(2);

@@ -1,0 +1,185 @@
+//! The controller side of a node (Kafka's QuorumController and BrokerLifecycleManager): this
+//! broker's registration and heartbeats with the active controller, and, on the node that is the
+//! active controller, fencing of silent brokers (which moves leadership to the ISR) and
+//! preferred-leader rebalancing. Replica placement for new topics is in `placement`.
+//!
+//! Changes go through `MetadataStore` as metadata commands; the Raft quorum itself is in
+//! strom-meta. Must not touch: partition logs or replica state (that is `replica`).
+
+pub mod placement;
+
+use crate::broker::Broker;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strom_meta::{
+    BrokerEndpoint, BrokerMeta, HeartbeatOutcome, MetaError, MetadataCommand, MetadataImage,
+};
+
+/// The brokers new replicas may go to: registered, not fenced, with their racks.
+pub fn live_candidates(image: &MetadataImage) -> Vec<placement::Candidate> {
+    image
+        .live_brokers()
+        .map(|b| (b.node_id, b.rack.clone()))
+        .collect()
+}
+
+/// This broker's registration: its advertised client listeners and rack.
+pub fn registration(broker: &Broker) -> BrokerMeta {
+    BrokerMeta {
+        node_id: broker.node_id(),
+        incarnation_id: broker.incarnation_id,
+        listeners: broker
+            .config
+            .advertised_listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                name: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .collect(),
+        rack: broker.config.broker_rack.clone(),
+        fenced: false,
+    }
+}
+
+/// Start the controller tasks of a cluster node (nothing to do on a single node).
+pub fn spawn(broker: &Arc<Broker>) {
+    if !broker.metadata.is_cluster() {
+        return;
+    }
+    tokio::spawn(broker_lifecycle(broker.clone()));
+    tokio::spawn(active_controller(broker.clone()));
+}
+
+/// A problem this node cannot recover from (another node has its id, or its data belongs to
+/// another cluster): say so and stop, as Kafka's broker does.
+fn fatal(msg: &str) -> ! {
+    tracing::error!("{msg}; shutting down");
+    eprintln!("strom: fatal: {msg}");
+    std::process::exit(1)
+}
+
+/// Register, then heartbeat every `broker.heartbeat.interval.ms`; register again when the
+/// controller forgot this incarnation (it was fenced and a new controller took over, ...).
+async fn broker_lifecycle(broker: Arc<Broker>) {
+    let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms);
+    let session = Duration::from_millis(broker.config.broker_session_timeout_ms);
+    let mut registered = false;
+    let mut refused_since: Option<Instant> = None;
+    loop {
+        if let Err(e) = broker.metadata.check_cluster_id() {
+            fatal(&e.to_string());
+        }
+        if !registered {
+            match broker
+                .metadata
+                .register_broker_async(registration(&broker))
+                .await
+            {
+                Ok(()) => {
+                    registered = true;
+                    refused_since = None;
+                    tracing::info!(
+                        node_id = broker.node_id(),
+                        incarnation = %broker.incarnation_id,
+                        "registered with the active controller"
+                    );
+                    continue;
+                }
+                Err(MetaError::Refused(msg)) => {
+                    // A restarted broker waits for its old session to expire; a second
+                    // process with the same node.id keeps being refused.
+                    let since = *refused_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > session * 2 {
+                        fatal(&format!("broker registration refused: {msg}"));
+                    }
+                    tracing::warn!(%msg, "broker registration refused; retrying");
+                }
+                Err(e) => tracing::warn!(error = %e, "broker registration failed; retrying"),
+            }
+        } else {
+            match broker
+                .metadata
+                .broker_heartbeat(broker.node_id(), broker.incarnation_id)
+                .await
+            {
+                Ok(HeartbeatOutcome::Ok) => {}
+                Ok(HeartbeatOutcome::NeedRegistration) => {
+                    registered = false;
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, "broker heartbeat failed"),
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// On the active controller: fence brokers silent for `broker.session.timeout.ms`, and move
+/// leadership back to preferred replicas every `leader.imbalance.check.interval.seconds`.
+async fn active_controller(broker: Arc<Broker>) {
+    let session = Duration::from_millis(broker.config.broker_session_timeout_ms);
+    let rebalance_every = Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds);
+    let tick = (session / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let mut active_since: Option<Instant> = None;
+    let mut last_rebalance = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        if !broker.metadata.is_active_controller() {
+            active_since = None;
+            continue;
+        }
+        // A new controller has seen no heartbeat yet: every broker gets a full session.
+        let since = *active_since.get_or_insert_with(Instant::now);
+        let image = broker.metadata.image();
+        let liveness = broker.metadata.broker_liveness();
+        for b in image.live_brokers() {
+            let heard = liveness
+                .get(&b.node_id)
+                .filter(|(inc, _)| *inc == b.incarnation_id)
+                .map(|(_, at)| *at)
+                .unwrap_or(since)
+                .max(since);
+            if heard.elapsed() <= session {
+                continue;
+            }
+            let cmd = MetadataCommand::FenceBroker {
+                node_id: b.node_id,
+                unclean_default: broker.config.unclean_leader_election_enable,
+            };
+            match broker.metadata.submit_async(cmd).await {
+                Ok(r) => tracing::info!(
+                    node_id = b.node_id,
+                    silent_ms = heard.elapsed().as_millis() as u64,
+                    result = ?r,
+                    "fenced broker: no heartbeat within broker.session.timeout.ms"
+                ),
+                Err(e) => tracing::warn!(node_id = b.node_id, error = %e, "fencing broker failed"),
+            }
+        }
+        if broker.config.auto_leader_rebalance_enable
+            && last_rebalance.elapsed() >= rebalance_every
+        {
+            last_rebalance = Instant::now();
+            if imbalanced(&image) {
+                let cmd = MetadataCommand::ElectPreferred { partitions: None };
+                match broker.metadata.submit_async(cmd).await {
+                    Ok(r) => tracing::info!(result = ?r, "preferred leader election"),
+                    Err(e) => tracing::warn!(error = %e, "preferred leader election failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Some partition is led by another replica while its preferred one could lead.
+fn imbalanced(image: &MetadataImage) -> bool {
+    image.topics.values().any(|t| {
+        t.partitions.iter().any(|p| {
+            p.replicas.first().is_some_and(|&pref| {
+                p.leader != pref && p.isr.contains(&pref) && image.is_live(pref)
+            })
+        })
+    })
+}
