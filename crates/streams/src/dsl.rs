@@ -65,11 +65,11 @@ impl StreamsBuilder {
         n
     }
 
-    fn error(&self, e: String) {
+    pub(crate) fn error(&self, e: String) {
         self.inner.borrow_mut().topo.errors.push(e);
     }
 
-    fn with_topo<R>(&self, f: impl FnOnce(&mut Topology) -> Result<R>) -> Option<R> {
+    pub(crate) fn with_topo<R>(&self, f: impl FnOnce(&mut Topology) -> Result<R>) -> Option<R> {
         let r = f(&mut self.inner.borrow_mut().topo);
         match r {
             Ok(v) => Some(v),
@@ -1699,7 +1699,7 @@ pub struct KTable<K, V> {
     pub(crate) sources: BTreeSet<String>,
     /// For windowed aggregations: the windows' grace, which `suppress` waits for.
     pub(crate) window_grace: Option<i64>,
-    _p: PhantomData<fn() -> (K, V)>,
+    pub(crate) _p: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: Data, V: Data> KTable<K, V> {
@@ -1712,6 +1712,65 @@ impl<K: Data, V: Data> KTable<K, V> {
             vs: None,
             sources: BTreeSet::new(),
             window_grace: None,
+            _p: PhantomData,
+        }
+    }
+
+    /// Kafka's `suppress(Suppressed.untilTimeLimit(limit, bufferConfig))`: each key's latest value
+    /// is held until stream time passes the time the key was first buffered + `limit` (later
+    /// updates replace the value but keep that time), then emitted once. A full buffer emits its
+    /// oldest entries early, or fails the task with `shut_down_when_full()`. The buffer is a
+    /// logged store, so it survives restarts.
+    pub fn suppress_until_time_limit(
+        &self,
+        limit: std::time::Duration,
+        buffer: crate::options::BufferConfig,
+    ) -> KTable<K, V> {
+        let b = self.b.clone();
+        let name = b.new_name("KTABLE-SUPPRESS-");
+        let store = b.new_name("KTABLE-SUPPRESS-STATE-STORE-");
+        let (Some(eks), Some(evs)) = (erased(&self.ks), erased(&self.vs)) else {
+            b.error(format!(
+                "suppress after {} needs key and value serdes",
+                self.node
+            ));
+            return KTable::dangling(b, name);
+        };
+        let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        let st = store.clone();
+        b.add_processor(
+            &name,
+            Arc::new(move || {
+                Box::new(crate::dsl_ops::SuppressTimeLimitProcessor {
+                    store: st.clone(),
+                    ks: eks.clone(),
+                    vs: evs.clone(),
+                    limit,
+                    buffer,
+                    size: None,
+                }) as Box<dyn Processor>
+            }),
+            &[&self.node],
+        );
+        b.add_store(
+            StoreDef {
+                name: store,
+                kind: StoreKind::KeyValue,
+                logging: true,
+                caching: false,
+                key_serde: None,
+                value_serde: None,
+            },
+            &[&name],
+        );
+        KTable {
+            b: b.clone(),
+            node: name,
+            store: None,
+            ks: self.ks.clone(),
+            vs: self.vs.clone(),
+            sources: self.sources.clone(),
+            window_grace: self.window_grace,
             _p: PhantomData,
         }
     }

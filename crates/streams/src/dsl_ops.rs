@@ -516,6 +516,130 @@ impl Processor for SuppressProcessor {
     }
 }
 
+/// Kafka's KTableSuppressProcessor for `untilTimeLimit`: keeps the latest value per key and emits
+/// it once stream time reaches the time the key was first buffered + the limit, or earlier when the
+/// buffer is full (`emitEarlyWhenFull`; `shutDownWhenFull` fails the task instead). The buffer is
+/// one logged store with two row kinds: `i`+key -> buffer time (so a key keeps its first time, as
+/// Kafka's buffer does) and `t`+time+key -> flag byte (1 = value follows) and the value.
+pub struct SuppressTimeLimitProcessor {
+    pub store: String,
+    pub ks: ErasedSerde,
+    pub vs: ErasedSerde,
+    pub limit: i64,
+    pub buffer: crate::options::BufferConfig,
+    /// (records, bytes) in the buffer; counted from the store on first use, so a restored buffer
+    /// is sized right.
+    pub size: Option<(usize, usize)>,
+}
+
+impl SuppressTimeLimitProcessor {
+    fn emit(&mut self, ctx: &mut ProcessorContext<'_>, tk: &[u8], ts: i64, v: &[u8]) -> Result<()> {
+        let kb = &tk[9..];
+        let mut ik = vec![b'i'];
+        ik.extend_from_slice(kb);
+        let st = ctx.store(&self.store)?;
+        st.put(tk, None, ts)?;
+        st.put(&ik, None, ts)?;
+        if let Some((n, b)) = self.size.as_mut() {
+            *n = n.saturating_sub(1);
+            *b = b.saturating_sub(kb.len() + v.len());
+        }
+        let key = (self.ks.de)(&self.store, kb)?;
+        let new = match v.split_first() {
+            Some((1, rest)) => Some((self.vs.de)(&self.store, rest)?),
+            _ => None,
+        };
+        ctx.forward(Record::new(
+            Some(key),
+            Some(Arc::new(Change { new, old: None })),
+            ts,
+        ))
+    }
+
+    fn oldest(&self, ctx: &mut ProcessorContext<'_>) -> Result<Option<(Vec<u8>, i64, Vec<u8>)>> {
+        // Rows `t`+time+key sort by time; the first one is the oldest.
+        Ok(ctx
+            .store(&self.store)?
+            .range(Some(b"t"), Some(b"u"))?
+            .into_iter()
+            .find(|(k, _, _)| k.len() >= 9))
+    }
+}
+
+impl Processor for SuppressTimeLimitProcessor {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, r: Record) -> Result<()> {
+        let Some(k) = r.key.as_ref() else {
+            return Ok(());
+        };
+        let Some(c) = r.value_as::<Change>() else {
+            return Ok(());
+        };
+        if self.size.is_none() {
+            let rows = ctx.store(&self.store)?.range(Some(b"t"), Some(b"u"))?;
+            let bytes = rows
+                .iter()
+                .map(|(k, _, v)| k.len().saturating_sub(9) + v.len())
+                .sum();
+            self.size = Some((rows.len(), bytes));
+        }
+        let kb = (self.ks.ser)(&self.store, k)?;
+        let mut val = Vec::new();
+        match &c.new {
+            Some(v) => {
+                val.push(1);
+                val.extend_from_slice(&(self.vs.ser)(&self.store, v)?);
+            }
+            None => val.push(0),
+        }
+        let mut ik = vec![b'i'];
+        ik.extend_from_slice(&kb);
+        let st = ctx.store(&self.store)?;
+        let first = match st.get(&ik)? {
+            Some((_, t)) if t.len() == 8 => {
+                Some(i64::from_be_bytes(t[..8].try_into().unwrap_or([0; 8])) ^ i64::MIN)
+            }
+            _ => None,
+        };
+        let time = first.unwrap_or(r.timestamp);
+        let mut tk = vec![b't'];
+        tk.extend_from_slice(&crate::state::ts_key(time));
+        tk.extend_from_slice(&kb);
+        let old_len = st.get(&tk)?.map(|(_, v)| v.len());
+        st.put(&tk, Some(&val), r.timestamp)?;
+        if first.is_none() {
+            st.put(&ik, Some(&crate::state::ts_key(time)), r.timestamp)?;
+        }
+        if let Some((n, b)) = self.size.as_mut() {
+            match old_len {
+                Some(ol) => *b = (*b + val.len()).saturating_sub(ol),
+                None => {
+                    *n += 1;
+                    *b += kb.len() + val.len();
+                }
+            }
+        }
+        // Emit what has waited long enough, oldest first.
+        let expiry = ctx.current_stream_time_ms().saturating_sub(self.limit);
+        while let Some((tk, ts, v)) = self.oldest(ctx)? {
+            let t = i64::from_be_bytes(tk[1..9].try_into().unwrap_or([0; 8])) ^ i64::MIN;
+            let (n, b) = self.size.unwrap_or((0, 0));
+            let full = self.buffer.max_records.is_some_and(|m| n > m)
+                || self.buffer.max_bytes.is_some_and(|m| b > m);
+            if t > expiry && !full {
+                break;
+            }
+            if t > expiry && self.buffer.shut_down_when_full {
+                return Err(crate::error::StreamsError::Streams(format!(
+                    "suppression buffer of {} is full ({n} records, {b} bytes) and is configured to shut down when full",
+                    self.store
+                )));
+            }
+            self.emit(ctx, &tk, ts, &v)?;
+        }
+        Ok(())
+    }
+}
+
 /// The serde of a `Change` on a table repartition topic: one tag byte (1 = the new value to add,
 /// 0 = the old value to subtract) and the value's bytes. Internal to strom-streams.
 pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dsl;
 pub mod dsl_ops;
 pub mod error;
+pub mod fk_join;
 mod internal_topics;
 pub mod options;
 pub mod processor;
@@ -33,7 +34,7 @@ pub use dsl::{
     SessionWindowedKStream, SlidingWindowedKStream, StreamsBuilder, TimeWindowedKStream,
 };
 pub use error::{Result, SerdeError, StreamsError};
-pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};
+pub use options::{BufferConfig, Consumed, Grouped, Materialized, Produced, Repartitioned};
 pub use processor::{Processor, ProcessorContext, PunctuationType};
 pub use record::{Change, Dyn, Record, RecordMetadata};
 pub use runtime::{KafkaStreams, State};

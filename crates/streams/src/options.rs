@@ -171,3 +171,44 @@ impl<K, V> Materialized<K, V> {
         self
     }
 }
+
+/// Kafka's `Suppressed.BufferConfig` for `untilTimeLimit`: how many records / bytes the suppression
+/// buffer may hold, and what happens when it is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferConfig {
+    pub max_records: Option<usize>,
+    pub max_bytes: Option<usize>,
+    /// Kafka's `shutDownWhenFull()`; the default (false) is `emitEarlyWhenFull()`.
+    pub shut_down_when_full: bool,
+}
+
+impl BufferConfig {
+    /// Kafka's `BufferConfig.unbounded()`.
+    pub fn unbounded() -> Self {
+        Self::default()
+    }
+    /// Kafka's `BufferConfig.maxRecords(n)` (emits the oldest early when full).
+    pub fn max_records(n: usize) -> Self {
+        Self {
+            max_records: Some(n),
+            ..Self::default()
+        }
+    }
+    /// Kafka's `BufferConfig.maxBytes(n)` (emits the oldest early when full).
+    pub fn max_bytes(n: usize) -> Self {
+        Self {
+            max_bytes: Some(n),
+            ..Self::default()
+        }
+    }
+    /// Kafka's `shutDownWhenFull()`: a full buffer fails the task instead of emitting early.
+    pub fn shut_down_when_full(mut self) -> Self {
+        self.shut_down_when_full = true;
+        self
+    }
+    /// Kafka's `emitEarlyWhenFull()`.
+    pub fn emit_early_when_full(mut self) -> Self {
+        self.shut_down_when_full = false;
+        self
+    }
+}

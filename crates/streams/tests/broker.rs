@@ -311,8 +311,11 @@ fn two_instances_share_tasks_and_one_takes_over() {
     create_topic(input, 4);
     create_topic(output, 1);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a =
-        KafkaStreams::new(wordcount(input, output), config("share", d1.path(), &[("num.stream.threads", "2")])).unwrap();
+    let mut a = KafkaStreams::new(
+        wordcount(input, output),
+        config("share", d1.path(), &[("num.stream.threads", "2")]),
+    )
+    .unwrap();
     let mut b =
         KafkaStreams::new(wordcount(input, output), config("share", d2.path(), &[])).unwrap();
     a.start().unwrap();
@@ -565,7 +568,12 @@ fn stream_stream_join_against_broker() {
     l.join(
         &r,
         |a: &String, b: &String| format!("{a}+{b}"),
-        JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(1000)),
+        // The grace makes the result independent of the order in which the task reads its two
+        // input partitions (records are processed in arrival order, see docs/streams.md).
+        JoinWindows::of_time_difference_and_grace(
+            Duration::from_millis(1000),
+            Duration::from_secs(60),
+        ),
     )
     .to("ssj-out", Produced::with(s(), s()));
     let dir = tempfile::tempdir().unwrap();
@@ -577,14 +585,90 @@ fn stream_stream_join_against_broker() {
         "ssj-right",
         &[("a", "R1", base + 1000), ("b", "R2", base + 1001)],
     );
-    let got = consume_until("ssj-out", |r| !r.is_empty());
-    // Wait a little longer for anything that should not be there (b is 1001 ms apart).
-    let more = consume_until("ssj-out", |r| r.len() > 1);
-    assert_eq!(got.len(), 1);
-    let vals: Vec<String> = more
-        .iter()
-        .map(|(_, v)| String::from_utf8(v.clone().unwrap()).unwrap())
-        .collect();
-    assert_eq!(vals, vec!["L1+R1"]);
+    // A later pair of key b that does join: once its result is out, b's earlier records (same
+    // partitions, processed before) have been joined or not.
+    produce_at("ssj-left", &[("b", "L3", base + 3000)]);
+    produce_at("ssj-right", &[("b", "R3", base + 3000)]);
+    let as_strings = |r: &[Kv]| -> Vec<String> {
+        r.iter()
+            .map(|(_, v)| String::from_utf8(v.clone().unwrap()).unwrap())
+            .collect()
+    };
+    let got = consume_until("ssj-out", |r| {
+        let v = as_strings(r);
+        v.contains(&"L1+R1".to_string()) && v.contains(&"L3+R3".to_string())
+    });
+    let mut vals = as_strings(&got);
+    vals.sort();
+    // L2 and R2 are 1001 ms apart: outside the 1000 ms window, no result.
+    assert_eq!(vals, vec!["L1+R1", "L3+R3"]);
+    app.close();
+}
+
+#[test]
+fn foreign_key_join_against_broker() {
+    // Different partition counts: a foreign-key join needs no co-partitioning.
+    create_topic("fk-orders", 2);
+    create_topic("fk-customers", 3);
+    create_topic("fk-out", 1);
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    let orders = b.table(
+        "fk-orders",
+        Consumed::with(s(), s()),
+        Materialized::as_("orders"),
+    );
+    let customers = b.table(
+        "fk-customers",
+        Consumed::with(s(), s()),
+        Materialized::as_("customers"),
+    );
+    orders
+        .join_foreign_key(
+            &customers,
+            |o: &String| o.split(':').next().map(str::to_string),
+            |o: &String, c: &String| format!("{o}/{c}"),
+        )
+        .to_stream()
+        .to("fk-out", Produced::with(s(), s()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(b.build().unwrap(), config("fk", dir.path(), &[])).unwrap();
+    app.start().unwrap();
+    produce("fk-customers", &[(Some("c1"), "Ann"), (Some("c2"), "Bob")]);
+    produce(
+        "fk-orders",
+        &[
+            (Some("o1"), "c1:book"),
+            (Some("o2"), "c2:pen"),
+            (Some("o3"), "c9:cup"),
+        ],
+    );
+    let latest = |recs: &[Kv]| {
+        let mut m = HashMap::new();
+        for (k, v) in recs {
+            let k = String::from_utf8(k.clone().unwrap()).unwrap();
+            m.insert(k, v.clone().map(|v| String::from_utf8(v).unwrap()));
+        }
+        m
+    };
+    let want1: HashMap<String, Option<String>> = [
+        ("o1".to_string(), Some("c1:book/Ann".to_string())),
+        ("o2".to_string(), Some("c2:pen/Bob".to_string())),
+    ]
+    .into_iter()
+    .collect();
+    let got = consume_until("fk-out", |r| latest(r) == want1);
+    assert_eq!(latest(&got), want1);
+    // A customer update reaches its orders; an order moving to another customer follows it.
+    produce("fk-customers", &[(Some("c1"), "Anna")]);
+    produce("fk-orders", &[(Some("o2"), "c1:pen")]);
+    let want2: HashMap<String, Option<String>> = [
+        ("o1".to_string(), Some("c1:book/Anna".to_string())),
+        ("o2".to_string(), Some("c1:pen/Anna".to_string())),
+    ]
+    .into_iter()
+    .collect();
+    let got = consume_until("fk-out", |r| latest(r) == want2);
+    assert_eq!(latest(&got), want2);
     app.close();
 }

@@ -575,3 +575,190 @@ fn sliding_windows_by_definition() {
     assert_eq!(step(40), vec!["[30,40]=1"]);
     assert_eq!(step(14), Vec::<String>::new());
 }
+
+#[test]
+fn suppress_until_time_limit_holds_each_key_from_its_first_update() {
+    let b = StreamsBuilder::new();
+    b.table("in", Consumed::with(s(), s()), Materialized::as_("t"))
+        .suppress_until_time_limit(Duration::from_millis(10), BufferConfig::unbounded())
+        .to_stream()
+        .to("out", Produced::with(s(), s()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), s());
+    let out = d.create_output_topic("out", s(), s());
+    let kv = |k: &str, v: &str| (Some(k.to_string()), Some(v.to_string()));
+    for (k, v, ts) in [("a", "1", 0), ("a", "2", 3), ("b", "x", 5)] {
+        let (k, v) = kv(k, v);
+        i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
+    }
+    assert!(out.is_empty(), "nothing is due before stream time 10");
+    let (k, v) = kv("c", "y");
+    i.pipe_input_at(k.as_ref(), v.as_ref(), 10).unwrap();
+    // `a` was first buffered at 0: due at 10, with its latest value only.
+    assert_eq!(out.read_key_values_to_list().unwrap(), vec![kv("a", "2")]);
+    let (k, v) = kv("a", "3");
+    i.pipe_input_at(k.as_ref(), v.as_ref(), 16).unwrap();
+    assert_eq!(out.read_key_values_to_list().unwrap(), vec![kv("b", "x")]);
+    let (k, v) = kv("z", "z");
+    i.pipe_input_at(k.as_ref(), v.as_ref(), 26).unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("c", "y"), kv("a", "3")]
+    );
+}
+
+#[test]
+fn suppress_until_time_limit_full_buffer_emits_early_or_fails() {
+    let run = |buffer: BufferConfig| {
+        let b = StreamsBuilder::new();
+        b.table("in", Consumed::with(s(), s()), Materialized::as_("t"))
+            .suppress_until_time_limit(Duration::from_secs(60), buffer)
+            .to_stream()
+            .to("out", Produced::with(s(), s()));
+        let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+        let mut i = d.create_input_topic("in", s(), s());
+        let out = d.create_output_topic("out", s(), s());
+        let mut results = Vec::new();
+        for (k, ts) in [("a", 0), ("b", 1), ("c", 2)] {
+            let (k, v) = (Some(k.to_string()), Some("v".to_string()));
+            results.push(i.pipe_input_at(k.as_ref(), v.as_ref(), ts).is_ok());
+        }
+        (results, out.read_key_values_to_list().unwrap())
+    };
+    let (ok, emitted) = run(BufferConfig::max_records(2));
+    assert_eq!(ok, vec![true, true, true]);
+    assert_eq!(
+        emitted,
+        vec![(Some("a".to_string()), Some("v".to_string()))]
+    );
+    let (ok, emitted) = run(BufferConfig::max_records(2).shut_down_when_full());
+    assert_eq!(ok, vec![true, true, false]);
+    assert!(emitted.is_empty());
+}
+
+fn fk_join_topology(left: bool) -> Topology {
+    let b = StreamsBuilder::new();
+    let orders = b.table(
+        "orders",
+        Consumed::with(s(), s()),
+        Materialized::as_("orders"),
+    );
+    let customers = b.table(
+        "customers",
+        Consumed::with(s(), s()),
+        Materialized::as_("customers"),
+    );
+    // order value "<customer>:<item>"; an empty customer means no foreign key.
+    let fk = |v: &String| {
+        let c = v.split(':').next().unwrap_or("");
+        (!c.is_empty()).then(|| c.to_string())
+    };
+    let joined = if left {
+        orders.left_join_foreign_key(&customers, fk, |o: &String, c: Option<&String>| {
+            format!("{o}/{}", c.map_or("-", |c| c.as_str()))
+        })
+    } else {
+        orders.join_foreign_key(&customers, fk, |o: &String, c: &String| format!("{o}/{c}"))
+    };
+    joined.to_stream().to("out", Produced::with(s(), s()));
+    b.build().unwrap()
+}
+
+#[test]
+fn foreign_key_join_follows_both_tables() {
+    let topo = fk_join_topology(false);
+    let desc = topo.describe();
+    assert!(
+        desc.contains("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-"),
+        "{desc}"
+    );
+    let d = TopologyTestDriver::new(topo).unwrap();
+    let mut orders = d.create_input_topic("orders", s(), s());
+    let mut customers = d.create_input_topic("customers", s(), s());
+    let out = d.create_output_topic("out", s(), s());
+    let put = |t: &mut strom_streams::test_driver::TestInputTopic<String, String>,
+               k: &str,
+               v: Option<&str>| {
+        t.pipe_input_at(Some(&k.to_string()), v.map(str::to_string).as_ref(), 0)
+            .unwrap()
+    };
+    let kv = |k: &str, v: Option<&str>| (Some(k.to_string()), v.map(str::to_string));
+    put(&mut orders, "o1", Some("c1:book"));
+    assert!(out.is_empty(), "inner join: no customer c1 yet");
+    put(&mut customers, "c1", Some("Ann"));
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o1", Some("c1:book/Ann"))]
+    );
+    put(&mut orders, "o2", Some("c1:pen"));
+    put(&mut customers, "c2", Some("Bob"));
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o2", Some("c1:pen/Ann"))]
+    );
+    // A right-side update reaches every order of that customer.
+    put(&mut customers, "c1", Some("Anna"));
+    let mut got = out.read_key_values_to_list().unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            kv("o1", Some("c1:book/Anna")),
+            kv("o2", Some("c1:pen/Anna"))
+        ]
+    );
+    // Changing the foreign key re-joins with the new customer, and the old one no longer
+    // reaches this order.
+    put(&mut orders, "o1", Some("c2:book"));
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o1", Some("c2:book/Bob"))]
+    );
+    put(&mut customers, "c1", Some("Annie"));
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o2", Some("c1:pen/Annie"))]
+    );
+    // Deleting the customer retracts the inner-join result; deleting an order too.
+    put(&mut customers, "c2", None);
+    assert_eq!(out.read_key_values_to_list().unwrap(), vec![kv("o1", None)]);
+    put(&mut orders, "o2", None);
+    assert_eq!(out.read_key_values_to_list().unwrap(), vec![kv("o2", None)]);
+}
+
+#[test]
+fn foreign_key_left_join_keeps_rows_without_match() {
+    let d = TopologyTestDriver::new(fk_join_topology(true)).unwrap();
+    let mut orders = d.create_input_topic("orders", s(), s());
+    let mut customers = d.create_input_topic("customers", s(), s());
+    let out = d.create_output_topic("out", s(), s());
+    let kv = |k: &str, v: &str| (Some(k.to_string()), Some(v.to_string()));
+    let (o1, c1) = (Some("o1".to_string()), Some("c1".to_string()));
+    orders
+        .pipe_input_at(o1.as_ref(), Some(&"c1:book".to_string()), 0)
+        .unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o1", "c1:book/-")]
+    );
+    customers
+        .pipe_input_at(c1.as_ref(), Some(&"Ann".to_string()), 0)
+        .unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o1", "c1:book/Ann")]
+    );
+    // No foreign key at all: joined with None.
+    orders
+        .pipe_input_at(o1.as_ref(), Some(&":book".to_string()), 0)
+        .unwrap();
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![kv("o1", ":book/-")]
+    );
+    // The old customer's updates no longer reach the order.
+    customers
+        .pipe_input_at(c1.as_ref(), Some(&"Anna".to_string()), 0)
+        .unwrap();
+    assert!(out.is_empty());
+}
