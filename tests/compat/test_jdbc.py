@@ -489,6 +489,30 @@ def test_sink_never_commits_refused_rows_and_dlq_takes_type_mismatches(server, p
         wait_until(lambda: committed(server.bootstrap, "connect-tolerant-sink", tolerant_topic) == 3, WAIT,
                    "offsets committed past the dead-lettered record", w.log)
         assert task_state(w, "tolerant-sink")[0] == "RUNNING"
+
+        # A record a transform cannot handle (Cast of "not a number" to int32) goes to the dead
+        # letter queue too, with the stage TRANSFORMATION and the record as it was in Kafka.
+        cast_dlq = f"dlq-cast-{run}"
+        create(w, "cast-sink", {**sink, "topics": tolerant_topic, "table.name.format": "cast_t",
+                                "auto.create": "true", "errors.tolerance": "all",
+                                "transforms": "num", "transforms.num.type": "org.apache.kafka.connect.transforms.Cast$Value",
+                                "transforms.num.spec": "n:int32",
+                                "errors.deadletterqueue.topic.name": cast_dlq,
+                                "errors.deadletterqueue.context.headers.enable": "true"})
+        wait_until(lambda: _rows_or_none(pg, "SELECT id, n FROM cast_t ORDER BY id") == [["1", "1"], ["3", "3"]],
+                   WAIT, "the rows the transform handled", w.log)
+        reader = TopicReader(server.bootstrap, cast_dlq)
+        try:
+            [m] = reader.read_until(1)
+            assert json.loads(m.value())["payload"] == {"id": 2, "n": "not a number"}
+            headers = dict(m.headers())
+            assert headers["__connect.errors.stage"] == b"TRANSFORMATION", headers
+            assert headers["__connect.errors.offset"] == b"1"
+        finally:
+            reader.close()
+        wait_until(lambda: committed(server.bootstrap, "connect-cast-sink", tolerant_topic) == 3, WAIT,
+                   "offsets committed past the record the transform refused", w.log)
+        assert task_state(w, "cast-sink")[0] == "RUNNING"
     finally:
         assert w.stop() == 0, w.log()
 
@@ -558,3 +582,58 @@ def _rows_or_none(pg: Postgres, query: str):
         return pg.rows(query)
     except Exception:
         return None
+
+
+def test_postgres_source_tasks_split_tables_exclusions_and_zone_names(server, pg, tmp_path):
+    """tasks.max spreads the tables over tasks (each row exactly once), table.blacklist and
+    table.exclude.list skip tables, and db.timezone takes a zone name (Asia/Seoul)."""
+    pg.sql("CREATE DATABASE spread")
+    tables = ["t_a", "t_b", "t_c", "t_d", "t_e"]
+    for t in tables + ["skip_me"]:
+        pg.sql(f"CREATE TABLE {t}(id SERIAL PRIMARY KEY, name TEXT, at TIMESTAMP NOT NULL)", "spread")
+        pg.sql(f"INSERT INTO {t}(name, at) VALUES ('{t}-1', '2024-07-21 13:34:42'), "
+               f"('{t}-2', '2024-01-21 09:00:00')", "spread")
+    run = uuid.uuid4().hex[:6]
+    base = {"connector.class": "JdbcSourceConnector", "connection.url": pg.url("spread"),
+            "connection.user": "postgres", "connection.password": PASSWORD, "mode": "incrementing",
+            "incrementing.column.name": "id", "poll.interval.ms": "200", "db.timezone": "Asia/Seoul"}
+    w = json_worker(tmp_path, server.bootstrap).start()
+    readers = {t: TopicReader(server.bootstrap, f"s{run}_{t}") for t in tables}
+    excl = TopicReader(server.bootstrap, f"x{run}_t_a")
+    try:
+        create(w, "spread-source", {**base, "tasks.max": "3", "topic.prefix": f"s{run}_",
+                                    "table.blacklist": "skip_me"})
+        create(w, "exclude-source", {**base, "tasks.max": "1", "topic.prefix": f"x{run}_",
+                                     "table.exclude.list": r"public\.(skip_me|t_[b-e])"})
+
+        def states():
+            status, st, _ = http("GET", f"{w.url}/connectors/spread-source/status")
+            return [t["state"] for t in st.get("tasks", [])] if status == 200 else []
+        # Five tables over three tasks: groups of 2, 2 and 1, as Confluent's connector makes them.
+        wait_until(lambda: states() == ["RUNNING"] * 3, WAIT, "3 RUNNING tasks", w.log)
+
+        for t, r in readers.items():
+            r.read_until(2)
+        # New rows after the start, then each row must arrive exactly once across the tasks.
+        for t in tables:
+            pg.sql(f"INSERT INTO {t}(name, at) VALUES ('{t}-3', '2024-07-21 00:00:00')", "spread")
+        for t, r in readers.items():
+            r.read_until(3, settle=1.0)
+            assert sorted(v["payload"]["name"] for v in r.values()) == [f"{t}-1", f"{t}-2", f"{t}-3"], t
+        # Asia/Seoul is UTC+9 all year: 13:34:42 there is 04:34:42 UTC.
+        at = {v["payload"]["name"]: v["payload"]["at"] for v in readers["t_a"].values()}
+        assert at == {"t_a-1": utc_millis("2024-07-21 04:34:42"), "t_a-2": utc_millis("2024-01-21 00:00:00"),
+                      "t_a-3": utc_millis("2024-07-20 15:00:00")}, at
+
+        excl.read_until(3)
+        assert sorted(v["payload"]["name"] for v in excl.values()) == ["t_a-1", "t_a-2", "t_a-3"]
+        # Neither connector wrote the excluded tables (both have copied everything else by now).
+        from confluent_kafka.admin import AdminClient
+        names = set(AdminClient({"bootstrap.servers": server.bootstrap}).list_topics(timeout=10).topics)
+        assert f"s{run}_skip_me" not in names and f"x{run}_skip_me" not in names
+        assert not any(n.startswith(f"x{run}_t_") and n != f"x{run}_t_a" for n in names), sorted(names)
+        assert f"s{run}_t_e" in names
+    finally:
+        for r in list(readers.values()) + [excl]:
+            r.close()
+        assert w.stop() == 0, w.log()

@@ -128,7 +128,7 @@ pub fn connection_def() -> ConfigDef {
             ConfigType::String,
             Some("UTC"),
             Importance::Medium,
-            "Time zone of date-times without a zone in the database (UTC or a fixed offset such as +09:00).",
+            "Time zone of date-times without a zone in the database: a zone name such as Asia/Seoul, UTC, or a fixed offset such as +09:00.",
         )
         .with_validator(Validator::Custom(|v| super::schema_mapping::parse_timezone(v).map(drop)))
         .in_group("Database", "DB time zone")

@@ -46,17 +46,53 @@ impl NumericMapping {
     }
 }
 
-/// `db.timezone`: the zone DATETIME / TIMESTAMP WITHOUT TIME ZONE values are in. UTC, GMT, Z and
-/// fixed offsets (`+09:00`, `UTC+9`, `GMT-05:30`) are understood; region names are not (no zone
-/// database is built in), and are refused with a message saying so.
-pub fn parse_timezone(v: &str) -> Result<FixedOffset, String> {
+/// `db.timezone`: the zone DATETIME / TIMESTAMP WITHOUT TIME ZONE values are in. Like Confluent's
+/// (a Java `TimeZone` id): IANA region names (`Asia/Seoul`, `America/New_York`), UTC/GMT/Z, and
+/// fixed offsets (`+09:00`, `UTC+9`, `GMT-05:30`). A region's offset follows its daylight-saving
+/// rules, so it is worked out per value, never once at start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DbTimeZone {
+    Fixed(FixedOffset),
+    Named(chrono_tz::Tz),
+}
+
+impl DbTimeZone {
+    /// The offset from UTC in force at the UTC instant `utc`.
+    fn offset_at(&self, utc: &NaiveDateTime) -> FixedOffset {
+        match self {
+            DbTimeZone::Fixed(f) => *f,
+            DbTimeZone::Named(z) => z.offset_from_utc_datetime(utc).fix(),
+        }
+    }
+
+    /// The offset for a local (wall-clock) date-time; in a daylight-saving gap or overlap the
+    /// earlier reading wins, as `java.util.Calendar` lenient mode does for the gap's later side.
+    fn offset_of_local(&self, local: &NaiveDateTime) -> FixedOffset {
+        match self {
+            DbTimeZone::Fixed(f) => *f,
+            DbTimeZone::Named(z) => match z.offset_from_local_datetime(local) {
+                chrono::LocalResult::Single(o) | chrono::LocalResult::Ambiguous(o, _) => o.fix(),
+                // A wall-clock time skipped by a spring-forward: read it with the offset before.
+                chrono::LocalResult::None => {
+                    let before = *local - ChronoDuration::hours(3);
+                    self.offset_of_local(&before)
+                }
+            },
+        }
+    }
+}
+
+pub fn parse_timezone(v: &str) -> Result<DbTimeZone, String> {
     let t = v.trim();
     let utc = FixedOffset::east_opt(0).ok_or("bad offset")?;
     if t.is_empty()
         || ["UTC", "GMT", "Z", "ETC/UTC", "ETC/GMT", "UCT"]
             .contains(&t.to_ascii_uppercase().as_str())
     {
-        return Ok(utc);
+        return Ok(DbTimeZone::Fixed(utc));
+    }
+    if let Ok(z) = t.parse::<chrono_tz::Tz>() {
+        return Ok(DbTimeZone::Named(z));
     }
     let body = t
         .strip_prefix("UTC")
@@ -64,8 +100,8 @@ pub fn parse_timezone(v: &str) -> Result<FixedOffset, String> {
         .unwrap_or(t);
     let bad = || {
         format!(
-            "Invalid value {t} for configuration db.timezone: strom understands UTC and fixed offsets \
-             such as +09:00 or UTC-05:00 (zone names are not supported)"
+            "Invalid value {t} for configuration db.timezone: not a time zone name (such as \
+             Asia/Seoul or UTC) nor a fixed offset (such as +09:00 or UTC-05:00)"
         )
     };
     let (sign, rest) = match body.chars().next() {
@@ -83,7 +119,9 @@ pub fn parse_timezone(v: &str) -> Result<FixedOffset, String> {
     if h > 18 || m > 59 {
         return Err(bad());
     }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+        .map(DbTimeZone::Fixed)
+        .ok_or_else(bad)
 }
 
 /// The Connect schema of a column. `scale` is the decimal scale to use (from the catalog, or
@@ -148,19 +186,20 @@ fn numeric_target(
 }
 
 /// Milliseconds since the epoch of a zone-less date-time read in `tz`.
-pub fn naive_to_millis(t: &NaiveDateTime, tz: &FixedOffset) -> i64 {
-    (*t - ChronoDuration::seconds(i64::from(tz.local_minus_utc())))
+pub fn naive_to_millis(t: &NaiveDateTime, tz: &DbTimeZone) -> i64 {
+    (*t - ChronoDuration::seconds(i64::from(tz.offset_of_local(t).local_minus_utc())))
         .and_utc()
         .timestamp_millis()
 }
 
 /// A zone-less date-time in `tz` for milliseconds since the epoch.
-pub fn millis_to_naive(ms: i64, tz: &FixedOffset) -> Option<NaiveDateTime> {
-    Some(tz.timestamp_millis_opt(ms).single()?.naive_local())
+pub fn millis_to_naive(ms: i64, tz: &DbTimeZone) -> Option<NaiveDateTime> {
+    let utc = DateTime::from_timestamp_millis(ms)?.naive_utc();
+    Some(utc + ChronoDuration::seconds(i64::from(tz.offset_at(&utc).local_minus_utc())))
 }
 
 /// A cell as a Connect value of `schema` (made by [`column_schema`]).
-pub fn to_connect(v: &SqlValue, schema: &Schema, tz: &FixedOffset) -> Result<Value, ConnectError> {
+pub fn to_connect(v: &SqlValue, schema: &Schema, tz: &DbTimeZone) -> Result<Value, ConnectError> {
     let epoch =
         NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| ConnectError::Data("epoch".into()))?;
     Ok(match v {
@@ -267,7 +306,7 @@ pub fn kind_of_schema(s: &Schema) -> Option<Kind> {
 pub fn from_connect(
     v: &Value,
     schema: &Schema,
-    tz: &FixedOffset,
+    tz: &DbTimeZone,
     what: &str,
 ) -> Result<SqlValue, ConnectError> {
     let kind = kind_of_schema(schema).ok_or_else(|| {
@@ -320,17 +359,22 @@ pub fn from_connect(
 
 /// An offset timestamp (milliseconds plus nanoseconds within the second) as a cell to compare a
 /// column of `kind` with.
-pub fn offset_timestamp(ms: i64, nanos: u32, kind: Kind, tz: &FixedOffset) -> Option<SqlValue> {
+pub fn offset_timestamp(ms: i64, nanos: u32, kind: Kind, tz: &DbTimeZone) -> Option<SqlValue> {
     let secs = ms.div_euclid(1000);
     let utc: DateTime<Utc> = DateTime::from_timestamp(secs, nanos)?;
     Some(match kind {
         Kind::TimestampTz => SqlValue::TimestampTz(utc),
-        _ => SqlValue::Timestamp(utc.with_timezone(&tz.fix()).naive_local()),
+        _ => {
+            let u = utc.naive_utc();
+            SqlValue::Timestamp(
+                u + ChronoDuration::seconds(i64::from(tz.offset_at(&u).local_minus_utc())),
+            )
+        }
     })
 }
 
 /// A timestamp cell as (milliseconds since the epoch, nanoseconds within the second).
-pub fn timestamp_offset(v: &SqlValue, tz: &FixedOffset) -> Option<(i64, u32)> {
+pub fn timestamp_offset(v: &SqlValue, tz: &DbTimeZone) -> Option<(i64, u32)> {
     match v {
         SqlValue::Timestamp(t) => Some((naive_to_millis(t, tz), t.nanosecond() % 1_000_000_000)),
         SqlValue::TimestampTz(t) => Some((t.timestamp_millis(), t.nanosecond() % 1_000_000_000)),
@@ -385,10 +429,35 @@ mod tests {
         let kst = parse_timezone("+09:00").unwrap();
         assert_eq!(parse_timezone("UTC+9").unwrap(), kst);
         assert!(
-            parse_timezone("Asia/Seoul")
+            parse_timezone("Mars/Olympus")
                 .unwrap_err()
                 .contains("db.timezone")
         );
+        // Region names, as Confluent (Java TimeZone ids) accepts them.
+        let seoul = parse_timezone("Asia/Seoul").unwrap();
+        let t9s = NaiveDate::from_ymd_opt(2024, 7, 21)
+            .unwrap()
+            .and_hms_opt(13, 34, 42)
+            .unwrap();
+        assert_eq!(naive_to_millis(&t9s, &seoul), 1721536482000);
+        assert_eq!(millis_to_naive(1721536482000, &seoul), Some(t9s));
+        // New York follows daylight saving: -04:00 in July, -05:00 in January.
+        let ny = parse_timezone("America/New_York").unwrap();
+        let summer = NaiveDate::from_ymd_opt(2024, 7, 21)
+            .unwrap()
+            .and_hms_opt(0, 34, 42)
+            .unwrap();
+        assert_eq!(naive_to_millis(&summer, &ny), 1721536482000);
+        let winter = NaiveDate::from_ymd_opt(2024, 1, 21)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        assert_eq!(naive_to_millis(&winter, &ny), 1705813200000);
+        assert_eq!(millis_to_naive(1705813200000, &ny), Some(winter));
+        match offset_timestamp(1721536482000, 0, Kind::Timestamp, &seoul) {
+            Some(SqlValue::Timestamp(t)) => assert_eq!(t, t9s),
+            other => panic!("{other:?}"),
+        }
         let t = NaiveDate::from_ymd_opt(2024, 7, 21)
             .unwrap()
             .and_hms_opt(4, 34, 42)

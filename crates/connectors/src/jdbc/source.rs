@@ -283,21 +283,50 @@ impl Connector for JdbcSourceConnector {
         let Some(cfg) = &self.config else {
             return Err(ConnectError::connect("JdbcSourceConnector was not started"));
         };
-        let count = if cfg.query.is_some() {
-            1
-        } else if !cfg.whitelist.is_empty() {
-            max_tasks.clamp(1, cfg.whitelist.len())
-        } else {
-            max_tasks.max(1)
-        };
-        Ok((0..count)
-            .map(|i| {
-                let mut c = self.props.clone();
-                c.insert("task.index".into(), i.to_string());
-                c.insert("task.count".into(), count.to_string());
-                c
-            })
-            .collect())
+        if cfg.query.is_some() {
+            return Ok(vec![self.task_props(0, 1, None)]);
+        }
+        // As Confluent does: the tables found now are split into min(tables, tasks.max)
+        // contiguous groups, one a task. When the database cannot be reached here, the tables
+        // are spread by a hash of their names instead, and the tasks report the connection error.
+        let mut settings = cfg.connection.clone();
+        settings.attempts = 1;
+        let tables = Db::connect(&settings)
+            .and_then(|mut db| db.list_tables(cfg.include_views))
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| cfg.wants(t))
+                    .map(TableId::qualified)
+                    .collect::<Vec<_>>()
+            });
+        match tables {
+            Ok(tables) if !tables.is_empty() => {
+                let groups = group_tables(&tables, max_tasks.max(1));
+                let all = tables.join(",");
+                let count = groups.len();
+                Ok(groups
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, g)| self.task_props(i, count, Some((g.join(","), all.clone()))))
+                    .collect())
+            }
+            Ok(_) => Ok(vec![self.task_props(
+                0,
+                1,
+                Some((String::new(), String::new())),
+            )]),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list tables to assign them to tasks");
+                let count = if cfg.whitelist.is_empty() {
+                    max_tasks.max(1)
+                } else {
+                    max_tasks.clamp(1, cfg.whitelist.len())
+                };
+                Ok((0..count)
+                    .map(|i| self.task_props(i, count, None))
+                    .collect())
+            }
+        }
     }
 
     fn stop(&mut self) -> Result<()> {
@@ -316,6 +345,37 @@ impl SourceConnector for JdbcSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(JdbcSourceTask::default())
     }
+}
+
+impl JdbcSourceConnector {
+    /// One task's configuration: its index, and the tables assigned to it (`tables`) out of all
+    /// tables assigned to any task (`tables.assigned`) when they were listed.
+    fn task_props(&self, i: usize, count: usize, tables: Option<(String, String)>) -> ConfigMap {
+        let mut c = self.props.clone();
+        c.insert("task.index".into(), i.to_string());
+        c.insert("task.count".into(), count.to_string());
+        if let Some((mine, all)) = tables {
+            c.insert("tables".into(), mine);
+            c.insert("tables.assigned".into(), all);
+        }
+        c
+    }
+}
+
+/// Confluent's grouping (Connect's `ConnectorUtils.groupPartitions`): `n` contiguous groups whose
+/// sizes differ by at most one, never more groups than tables.
+fn group_tables(tables: &[String], n: usize) -> Vec<Vec<String>> {
+    let groups = n.clamp(1, tables.len().max(1));
+    let per = tables.len() / groups;
+    let extra = tables.len() % groups;
+    let mut out = Vec::with_capacity(groups);
+    let mut at = 0;
+    for g in 0..groups {
+        let size = per + usize::from(g < extra);
+        out.push(tables[at..at + size].to_vec());
+        at += size;
+    }
+    out
 }
 
 /// Which task owns a table: a stable hash (FNV-1a) of its qualified name.
@@ -338,9 +398,21 @@ pub struct JdbcSourceTask {
     index: usize,
     count: usize,
     next_table_scan: Option<Instant>,
+    /// (this task's tables, all tables assigned) from the connector, when it could list them.
+    assigned: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl JdbcSourceTask {
+    /// Tables assigned by the connector are this task's when listed for it; tables that appeared
+    /// since (in no task's list) go to one task chosen by a hash of the name.
+    fn owns(&self, t: &TableId) -> bool {
+        let name = t.qualified();
+        match &self.assigned {
+            Some((mine, all)) if all.contains(&name) => mine.contains(&name),
+            _ => owner(t, self.count) == self.index,
+        }
+    }
+
     fn stored_offset(&self, q: &TableQuerier) -> Option<strom_connect::SourceOffset> {
         let reader = &self.context.as_ref()?.offset_storage_reader;
         if let Some(o) = reader.offset(&q.partition) {
@@ -380,7 +452,7 @@ impl JdbcSourceTask {
         }
         let mine: Vec<TableId> = tables
             .into_iter()
-            .filter(|t| cfg.wants(t) && owner(t, self.count) == self.index)
+            .filter(|t| cfg.wants(t) && self.owns(t))
             .collect();
         let names: Vec<String> = mine.iter().map(TableId::qualified).collect();
         self.queriers.retain(|k, _| {
@@ -423,6 +495,10 @@ impl SourceTask for JdbcSourceTask {
         let cfg = SourceConfig::parse(props)?;
         self.index = long(props, "task.index", 0)?.max(0) as usize;
         self.count = long(props, "task.count", 1)?.max(1) as usize;
+        self.assigned = match (props.get("tables"), props.get("tables.assigned")) {
+            (Some(_), Some(_)) => Some((list(props, "tables"), list(props, "tables.assigned"))),
+            _ => None,
+        };
         let db = Db::connect(&cfg.connection).map_err(|e| ConnectError::connect(e.to_string()))?;
         tracing::info!(dialect = db.dialect.name(), "JDBC source connected");
         self.db = Some(db);
@@ -497,5 +573,25 @@ impl SourceTask for JdbcSourceTask {
 
     fn stop(&mut self) {
         self.db = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_tables;
+
+    #[test]
+    fn tables_are_grouped_as_confluent_does() {
+        let t: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let g = group_tables(&t, 2);
+        assert_eq!(g, vec![vec!["a", "b", "c"], vec!["d", "e"]]);
+        // Never more tasks than tables; every table exactly once.
+        let g = group_tables(&t, 8);
+        assert_eq!(g.len(), 5);
+        assert_eq!(g.concat(), t);
+        assert_eq!(group_tables(&t, 1), vec![t.clone()]);
     }
 }

@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::FixedOffset;
 use serde_json::json;
 use strom_connect::{
     ConnectError, Result, Schema, SourceOffset, SourcePartition, SourceRecord, Struct, Value,
@@ -64,7 +63,7 @@ pub struct QuerySettings {
     pub batch_max_rows: usize,
     pub validate_non_null: bool,
     pub numeric_mapping: NumericMapping,
-    pub tz: FixedOffset,
+    pub tz: super::schema_mapping::DbTimeZone,
     pub topic_prefix: String,
     pub query_suffix: String,
 }

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::FixedOffset;
 use strom_connect::{ConnectError, Schema, SchemaType, SinkRecord, Value};
 
 use super::connection::{Db, DbError};
@@ -48,7 +47,7 @@ pub struct WriterSettings {
     pub auto_evolve: bool,
     pub delete_enabled: bool,
     pub table_name_format: String,
-    pub tz: FixedOffset,
+    pub tz: super::schema_mapping::DbTimeZone,
 }
 
 /// A failure to write, telling whether the database (not the data) was the problem.
