@@ -8,9 +8,11 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::error::ErrorCode;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::BrokerId;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, LeaderIdAndEpoch};
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, LeaderIdAndEpoch,
+};
 use kafka_protocol::messages::fetch_response::{
     FetchResponse, FetchableTopicResponse, PartitionData,
 };
@@ -91,7 +93,8 @@ fn read_once(
                 })
                 .with_records(Some(Bytes::new()));
             let partition = meta.and_then(|m| broker.replicas.get(&m.name, p.partition));
-            let exists = meta.is_some_and(|m| m.partitions.iter().any(|x| x.partition == p.partition));
+            let exists =
+                meta.is_some_and(|m| m.partitions.iter().any(|x| x.partition == p.partition));
             let Some(partition) = partition else {
                 pd.error_code = if exists {
                     if let Some(m) = meta {
@@ -216,12 +219,19 @@ fn read_once(
     // KIP-951: where the leader is, in the versions that carry it.
     if ctx.version >= 12 {
         for (t, i, topic) in not_leader {
-            let Some(pd) = resp.responses.get_mut(t).and_then(|t| t.partitions.get_mut(i)) else {
+            let Some(pd) = resp
+                .responses
+                .get_mut(t)
+                .and_then(|t| t.partitions.get_mut(i))
+            else {
                 continue;
             };
-            let Some(hint) =
-                super::leader_hint::leader_hint(&image, &topic, pd.partition_index, &ctx.conn.listener)
-            else {
+            let Some(hint) = super::leader_hint::leader_hint(
+                &image,
+                &topic,
+                pd.partition_index,
+                &ctx.conn.listener,
+            ) else {
                 continue;
             };
             pd.current_leader = LeaderIdAndEpoch::default()

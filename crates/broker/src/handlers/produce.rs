@@ -9,15 +9,15 @@ use crate::broker::Broker;
 use crate::error::ErrorCode;
 use crate::replica::Partition;
 use bytes::BytesMut;
-use kafka_protocol::messages::produce_response::LeaderIdAndEpoch;
-use kafka_protocol::messages::{BrokerId, TopicName};
-use std::time::{Duration, Instant};
 use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::LeaderIdAndEpoch;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
+use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use strom_log::BatchHeader;
 
 /// A transactional batch may only go to a partition its producer added to its open
@@ -77,8 +77,16 @@ pub async fn handle(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let partition = topic_meta.and_then(|t| broker.replicas.get(&t.name, pd.index));
-            let exists = topic_meta.is_some_and(|t| t.partitions.iter().any(|p| p.partition == pd.index));
-            let min_isr = topic_meta.map_or(1, |t| broker.topic_configs.min_insync_replicas(&t.configs));
+            let exists =
+                topic_meta.is_some_and(|t| t.partitions.iter().any(|p| p.partition == pd.index));
+            // Kafka caps the effective minimum ISR at the replication factor: min.insync.replicas=2
+            // on a single-replica topic does not refuse acks=all writes.
+            let replication_factor = topic_meta
+                .and_then(|t| t.partitions.iter().find(|p| p.partition == pd.index))
+                .map_or(1, |p| p.replicas.len().max(1));
+            let min_isr = topic_meta
+                .map_or(1, |t| broker.topic_configs.min_insync_replicas(&t.configs))
+                .min(replication_factor);
             let mut record_errors = Vec::new();
             let leader_here = partition.as_ref().is_some_and(|p| p.is_leader());
             let result = if !valid_acks {
@@ -88,9 +96,10 @@ pub async fn handle(
                     hints.push((responses.len(), partitions.len(), t.name.clone(), pd.index));
                 }
                 Err((ErrorCode::NotLeaderOrFollower.code(), None))
-            } else if let Some(partition) = partition.as_ref().filter(|p| {
-                acks == -1 && p.isr().len() < min_isr
-            }) {
+            } else if let Some(partition) = partition
+                .as_ref()
+                .filter(|p| acks == -1 && p.isr().len() < min_isr)
+            {
                 Err((
                     ErrorCode::NotEnoughReplicas.code(),
                     Some(format!(
@@ -100,7 +109,7 @@ pub async fn handle(
                 ))
             } else if let Some(partition) = partition.as_ref() {
                 match pd.records {
-                    Some(records) => match check_transactional(broker, &partition, &records) {
+                    Some(records) => match check_transactional(broker, partition, &records) {
                         Err(code) => Err((code.code(), None)),
                         Ok(()) => {
                             // The request buffer is shared and immutable; offsets are patched
@@ -111,7 +120,10 @@ pub async fn handle(
                                 .append(&mut buf, partition.leader_epoch(), now)
                                 .map_err(|e| {
                                     record_errors = super::produce_errors::record_errors(&e);
-                                    (e.kafka_error_code(), Some(super::produce_errors::message(&e)))
+                                    (
+                                        e.kafka_error_code(),
+                                        Some(super::produce_errors::message(&e)),
+                                    )
                                 })
                         }
                     },
@@ -178,7 +190,8 @@ pub async fn handle(
     if ctx.version >= 10 && !hints.is_empty() {
         let image = broker.metadata.image();
         for (t, p, topic, partition) in hints {
-            let Some(hint) = super::leader_hint::leader_hint(&image, &topic, partition, &ctx.conn.listener)
+            let Some(hint) =
+                super::leader_hint::leader_hint(&image, &topic, partition, &ctx.conn.listener)
             else {
                 continue;
             };
