@@ -356,10 +356,115 @@ def test_rest_api(server, topic, tmp_path):
         assert http("DELETE", base + "/connectors/nope")[0] == 404
         assert http("GET", base + "/no/such/path")[0] == 404
 
+        # Active topics (KIP-558): the topic the source wrote to; reset empties it.
+        status, t, _ = http("GET", base + "/connectors/src/topics")
+        assert (status, t) == (200, {"src": {"topics": [topic]}}), t
+        assert http("PUT", base + "/connectors/src/topics/reset")[0] == 202
+        assert http("GET", base + "/connectors/src/topics")[1] == {"src": {"topics": []}}
+        assert http("GET", base + "/connectors/nope/topics")[0] == 404
+
+        # Log levels (KIP-495): tracing targets are the loggers, changed live.
+        status, loggers, _ = http("GET", base + "/admin/loggers")
+        assert status == 200 and loggers["root"]["level"] == "INFO", loggers
+        status, affected, _ = http("PUT", base + "/admin/loggers/strom_connect", {"level": "DEBUG"})
+        assert (status, affected) == (200, ["strom_connect"]), affected
+        status, lv, _ = http("GET", base + "/admin/loggers/strom_connect::worker")
+        assert status == 200 and lv["level"] == "DEBUG" and lv["last_modified"] > 0, lv
+        assert http("GET", base + "/admin/loggers")[1]["strom_connect"]["level"] == "DEBUG"
+        status, e, _ = http("PUT", base + "/admin/loggers/strom_connect", {"level": "LOUD"})
+        assert status == 404 and e["message"] == "invalid log level 'LOUD'.", e
+        status, e, _ = http("PUT", base + "/admin/loggers/strom_connect", {})
+        assert status == 400 and "'level'" in e["message"], e
+        assert http("PUT", base + "/admin/loggers/strom_connect", {"level": "INFO"})[0] == 200
+        assert "log level changed through the REST API" in w.log()
+
         assert http("DELETE", base + "/connectors/snk")[0] == 204
         assert http("DELETE", base + "/connectors/src")[0] == 204
         assert http("GET", base + "/connectors/src")[0] == 404
         assert http("GET", base + "/connectors")[1] == []
+    finally:
+        assert w.stop() == 0, w.log()
+
+
+def test_offsets_alter_and_reset_only_when_stopped(server, topic, tmp_path):
+    """KIP-875: PATCH / DELETE /connectors/{name}/offsets move a stopped source connector."""
+    create_topic(server.bootstrap, topic)
+    src = tmp_path / "in.txt"
+    src.write_text("a\nb\n")
+    w = Worker(tmp_path / "worker", server.bootstrap).start()
+    base = w.url
+    try:
+        config = {"connector.class": "FileStreamSource", "file": str(src), "topic": topic}
+        assert http("POST", base + "/connectors", {"name": "src", "config": config})[0] == 201
+        assert len(topic_values(server.bootstrap, topic, 2)) == 2
+
+        # Running: refused with Kafka's message.
+        status, e, _ = http("DELETE", base + "/connectors/src/offsets")
+        assert status == 400 and e["message"].startswith(
+            "Connectors must be in the STOPPED state before their offsets can be modified"), e
+        assert "'/connectors/src/stop'" in e["message"], e
+        status, e, _ = http("PATCH", base + "/connectors/src/offsets", {"offsets": []})
+        assert status == 400, e
+        assert http("DELETE", base + "/connectors/nope/offsets")[0] == 404
+
+        assert http("PUT", base + "/connectors/src/stop")[0] == 204
+        wait_until(lambda: http("GET", base + "/connectors/src/status")[1]["connector"]["state"]
+                   == "STOPPED", what="STOPPED", log=w.log)
+        _, offs, _ = http("GET", base + "/connectors/src/offsets")
+        assert offs["offsets"] == [{"partition": {"filename": str(src)}, "offset": {"position": 4}}], offs
+
+        # Reset: every partition forgotten, the file is read again from its start.
+        status, body, _ = http("DELETE", base + "/connectors/src/offsets")
+        assert status == 200 and body == {
+            "message": "The offsets for this connector have been reset successfully"}, body
+        assert http("GET", base + "/connectors/src/offsets")[1] == {"offsets": []}
+        assert http("PUT", base + "/connectors/src/resume")[0] == 202
+        assert len(topic_values(server.bootstrap, topic, 4)) == 4
+
+        # Alter: position 2 (after "a\n") makes the task read "b" once more.
+        assert http("PUT", base + "/connectors/src/stop")[0] == 204
+        wait_until(lambda: http("GET", base + "/connectors/src/offsets")[1]["offsets"]
+                   and http("GET", base + "/connectors/src/status")[1]["connector"]["state"] == "STOPPED",
+                   what="STOPPED with offsets", log=w.log)
+        status, e, _ = http("PATCH", base + "/connectors/src/offsets",
+                            {"offsets": [{"partition": "x", "offset": {}}]})
+        assert status == 400 and "partition" in e["message"], e
+        status, body, _ = http("PATCH", base + "/connectors/src/offsets", {"offsets": [
+            {"partition": {"filename": str(src)}, "offset": {"position": 2}}]})
+        assert status == 200 and body == {
+            "message": "The offsets for this connector have been altered successfully"}, body
+        _, offs, _ = http("GET", base + "/connectors/src/offsets")
+        assert offs["offsets"][0]["offset"] == {"position": 2}, offs
+        assert http("PUT", base + "/connectors/src/resume")[0] == 202
+        values = topic_values(server.bootstrap, topic, 5)
+        assert len(values) == 5 and b'"b"' in values[-1], values
+    finally:
+        assert w.stop() == 0, w.log()
+
+
+def test_source_creates_its_topic(server, topic, tmp_path):
+    """KIP-158: topic.creation.default.* make the source create its topic with those settings."""
+    from confluent_kafka.admin import AdminClient
+
+    src = tmp_path / "in.txt"
+    src.write_text("a\nb\n")
+    w = Worker(tmp_path / "worker", server.bootstrap).start()
+    try:
+        config = {"connector.class": "FileStreamSource", "file": str(src), "topic": topic,
+                  "topic.creation.default.replication.factor": "1",
+                  "topic.creation.default.partitions": "3"}
+        assert http("POST", w.url + "/connectors", {"name": "src", "config": config})[0] == 201
+        admin = AdminClient({"bootstrap.servers": server.bootstrap})
+        wait_until(lambda: topic in admin.list_topics(timeout=10).topics, what="topic created",
+                   log=w.log)
+        assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 3
+        status, e, _ = http("POST", w.url + "/connectors", {"name": "bad", "config": {
+            **config, "topic.creation.default.partitions": "0"}})
+        # A bad setting: the task shows FAILED, its trace naming the key.
+        assert status == 201, e
+        ts = wait_until(lambda: (lambda t: t if t["state"] == "FAILED" else None)(
+            http("GET", w.url + "/connectors/bad/tasks/0/status")[1]), what="FAILED", log=w.log)
+        assert "topic.creation.default.partitions" in ts["trace"], ts
     finally:
         assert w.stop() == 0, w.log()
 

@@ -223,6 +223,8 @@ def test_two_workers_share_tasks_and_a_killed_workers_tasks_move(server, topic, 
     assert http("PUT", f"{w2.url}/connectors/seq/pause")[0] == 202
     wait_until(lambda: http("GET", f"{w2.url}/connectors/seq/status")[1]["connector"]["state"] == "PAUSED",
                20, "PAUSED", logs(workers))
+    status, e, _ = http("DELETE", f"{w2.url}/connectors/seq/offsets")
+    assert status == 400 and "STOPPED state" in e["message"], e  # PAUSED is not enough
     time.sleep(1)
     by = seqnos_by_task(read_topic(server.bootstrap, topic))
     assert sorted(by) == [0, 1, 2, 3], by.keys()
@@ -231,6 +233,15 @@ def test_two_workers_share_tasks_and_a_killed_workers_tasks_move(server, topic, 
         assert top > 60, f"task {task} wrote only up to {top}"
         missing = set(range(top + 1)) - set(values)
         assert not missing, f"task {task} lost {sorted(missing)[:20]}"
+
+    # Stop (KIP-875) keeps the config and drops the tasks; resume brings them back.
+    assert http("PUT", f"{w2.url}/connectors/seq/stop")[0] == 204
+    wait_until(lambda: (b := http("GET", f"{w2.url}/connectors/seq/status")[1])["connector"]["state"] == "STOPPED"
+               and b["tasks"] == [], 30, "STOPPED without tasks", logs(workers))
+    assert http("GET", f"{w2.url}/connectors/seq/tasks")[1] == []
+    assert len(http("GET", f"{w2.url}/connectors/seq/offsets")[1]["offsets"]) == 4
+    assert http("PUT", f"{w2.url}/connectors/seq/resume")[0] == 202
+    wait_until(lambda: running(w2, "seq", 4), 60, "RUNNING again after resume", logs(workers))
 
     status, _, _ = http("DELETE", f"{w2.url}/connectors/seq")
     assert status == 204
@@ -249,6 +260,11 @@ def test_configs_and_offsets_survive_a_restart_of_every_worker(server, topic, tm
     wait_until(lambda: running(first[0], "seq", 2), 60, "seq RUNNING", logs(workers))
     wait_until(lambda: running(first[1], "idle", 1), 60, "idle RUNNING", logs(workers))
     assert http("PUT", f"{first[1].url}/connectors/idle/pause")[0] == 202
+    # PATCH (KIP-477) through either worker: set one key, remove one with null.
+    status, body, _ = http("PATCH", f"{first[1].url}/connectors/idle/config", {"throughput": "7", "tasks.max": None})
+    assert status == 200 and body["config"]["throughput"] == "7" and "tasks.max" not in body["config"], body
+    status, body, _ = http("PATCH", f"{first[0].url}/connectors/nope/config", {"throughput": "7"})
+    assert status == 404 and body["error_code"] == 404, body
     time.sleep(2)
     for w in first:
         w.stop()  # clean stops: everything sent is committed
@@ -256,6 +272,9 @@ def test_configs_and_offsets_survive_a_restart_of_every_worker(server, topic, tm
     w3 = DistWorker(tmp_path / "w3", server.bootstrap, group).start()
     workers.append(w3)
     assert sorted(http("GET", f"{w3.url}/connectors")[1]) == ["idle", "seq"]
+    assert http("GET", f"{w3.url}/connectors/idle/config")[1]["throughput"] == "7"
+    health = wait_until(lambda: (r := http("GET", f"{w3.url}/health"))[0] == 200 and r[1], 30, "healthy", w3.log)
+    assert health["status"] == "healthy", health
     status, cfg, _ = http("GET", f"{w3.url}/connectors/seq/config")
     assert status == 200 and cfg == {**verifiable(topic, 2), "name": "seq"}, cfg
     st = wait_until(lambda: running(w3, "seq", 2), 60, "seq RUNNING after restart", w3.log)

@@ -39,13 +39,26 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
+    // A reloadable filter, so Connect's `PUT /admin/loggers/{logger}` can change levels live.
+    use tracing_subscriber::prelude::*;
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| tracing_subscriber::EnvFilter::try_new(f).is_ok())
+        .unwrap_or_else(|| "info,openraft=warn".to_string());
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(&base));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    strom_connect::loggers::install(
+        &base,
+        Box::new(move |directives| {
+            let f =
+                tracing_subscriber::EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+            handle.reload(f).map_err(|e| e.to_string())
+        }),
+    );
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),

@@ -559,6 +559,27 @@ impl StandaloneHerder {
         Ok(self.worker.offsets.connector_offsets(name))
     }
 
+    /// `PATCH` / `DELETE /connectors/{name}/offsets`: only while STOPPED (KIP-875).
+    pub fn alter_offsets(
+        &self,
+        name: &str,
+        changes: crate::herder_api::OffsetChanges,
+    ) -> HResult<()> {
+        let (kind, stopped) = self.with_entry(name, |e| {
+            (
+                e.plugin.connector_type(),
+                e.target == TargetState::Stopped && e.tasks.is_empty(),
+            )
+        })?;
+        crate::herder_api::modify_source_offsets(
+            name,
+            kind,
+            stopped,
+            self.worker.offsets.as_ref(),
+            changes,
+        )
+    }
+
     /// Stops every connector (tasks commit their offsets first).
     pub fn shutdown(&self) {
         let mut map = self.connectors.lock();

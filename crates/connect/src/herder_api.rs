@@ -2,14 +2,58 @@
 //! answer. It owns no state of its own; the modes implement it.
 
 use crate::config_def::ConfigMap;
-use crate::connector::Plugins;
+use crate::connector::{ConnectorType, Plugins, SourceOffset, SourcePartition};
 use crate::connector_config::ConfigInfos;
 use crate::herder::{
     ConnectorInfo, ConnectorStateInfo, HerderError, StandaloneHerder, TargetState, TaskInfo,
     TaskState,
 };
+use crate::offset_store::OffsetBackingStore;
 
 pub type HResult<T> = Result<T, HerderError>;
+
+/// Offsets to write for `PATCH /connectors/{name}/offsets` (`Some` offset sets it, `None` removes
+/// it); `None` as a whole is `DELETE` (every partition of the connector is reset).
+pub type OffsetChanges = Option<Vec<(SourcePartition, Option<SourceOffset>)>>;
+
+/// KIP-875's rule and write, shared by both modes: only a STOPPED connector without tasks may have
+/// its offsets changed (Kafka's message otherwise); sink connectors' offsets live in their
+/// consumer group, which strom does not alter from here yet.
+pub(crate) fn modify_source_offsets(
+    name: &str,
+    kind: ConnectorType,
+    stopped: bool,
+    store: &dyn OffsetBackingStore,
+    changes: OffsetChanges,
+) -> HResult<()> {
+    if !stopped {
+        return Err(HerderError::BadRequest(format!(
+            "Connectors must be in the STOPPED state before their offsets can be modified. This \
+             can be done for the specified connector by issuing a 'PUT' request to the \
+             '/connectors/{name}/stop' endpoint"
+        )));
+    }
+    if kind == ConnectorType::Sink {
+        return Err(HerderError::BadRequest(format!(
+            "Offsets of sink connector {name} are the committed offsets of its consumer group \
+             connect-{name}; strom alters offsets of source connectors only for now"
+        )));
+    }
+    let entries: Vec<(SourcePartition, Option<SourceOffset>)> = match changes {
+        Some(c) => c,
+        None => store
+            .connector_offsets(name)
+            .into_iter()
+            .filter_map(|(p, _)| match p {
+                serde_json::Value::Object(p) => Some((p, None)),
+                _ => None,
+            })
+            .collect(),
+    };
+    store.write_offsets(name, &entries).map_err(|e| {
+        HerderError::Internal(format!("Failed to write offsets of connector {name}: {e}"))
+    })
+}
 
 /// Where a request that changes cluster state must be answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +92,8 @@ pub trait Herder: Send + Sync {
     fn restart_connector(&self, name: &str, include_tasks: bool, only_failed: bool) -> HResult<()>;
     fn restart_task(&self, name: &str, task: usize) -> HResult<()>;
     fn offsets(&self, name: &str) -> HResult<Vec<(serde_json::Value, serde_json::Value)>>;
+    /// `PATCH` / `DELETE /connectors/{name}/offsets` (KIP-875).
+    fn alter_offsets(&self, name: &str, changes: OffsetChanges) -> HResult<()>;
     /// Whether startup is complete (`GET /health`); a distributed worker is ready once it joined.
     fn ready(&self) -> bool {
         true
@@ -115,5 +161,8 @@ impl Herder for StandaloneHerder {
     }
     fn offsets(&self, name: &str) -> HResult<Vec<(serde_json::Value, serde_json::Value)>> {
         StandaloneHerder::offsets(self, name)
+    }
+    fn alter_offsets(&self, name: &str, changes: OffsetChanges) -> HResult<()> {
+        StandaloneHerder::alter_offsets(self, name, changes)
     }
 }

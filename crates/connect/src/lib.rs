@@ -65,6 +65,7 @@
 //! A program then runs a worker with `strom_connect::run_standalone(worker_props, connector_files,
 //! plugins)`; the `strom` binary does this with the built-in plugins of `strom-connectors`.
 
+pub mod active_topics;
 pub mod config_def;
 pub mod connector;
 pub mod connector_config;
@@ -76,12 +77,14 @@ pub mod error;
 pub mod herder;
 pub mod herder_api;
 pub mod json;
+pub mod loggers;
 pub mod number_converter;
 pub mod offset_store;
 pub mod properties;
 pub mod rest;
 pub mod rest_forward;
 pub mod standalone;
+pub mod topic_creation;
 pub mod transforms;
 pub mod worker;
 pub mod worker_config;
@@ -91,9 +94,9 @@ use std::path::PathBuf;
 pub use config_def::{ConfigDef, ConfigMap, ConfigType, ConfigValue, Importance, Validator};
 pub use connector::{
     ConnectRecord, Connector, ConnectorFactory, ConnectorPlugin, ConnectorType,
-    ErrantRecordReporter, Header, SinkTaskContext,
-    OffsetStorageReader, Plugins, SinkConnector, SinkRecord, SinkTask, SourceConnector,
-    SourceOffset, SourcePartition, SourceRecord, SourceTask, SourceTaskContext, TopicPartition,
+    ErrantRecordReporter, Header, OffsetStorageReader, Plugins, SinkConnector, SinkRecord,
+    SinkTask, SinkTaskContext, SourceConnector, SourceOffset, SourcePartition, SourceRecord,
+    SourceTask, SourceTaskContext, TopicPartition,
 };
 pub use converter::{ByteArrayConverter, Converter, JsonConverter, StringConverter};
 pub use data::{Field, Schema, SchemaAndValue, SchemaType, Struct, Value};
@@ -127,8 +130,6 @@ pub fn run(cmd: ConnectCommand, plugins: Plugins) -> anyhow::Result<()> {
         ConnectCommand::Standalone { worker, connectors } => {
             run_standalone(&worker, &connectors, plugins)
         }
-        ConnectCommand::Distributed { worker } => {
-            distributed::run_distributed(&worker, plugins)
-        }
+        ConnectCommand::Distributed { worker } => distributed::run_distributed(&worker, plugins),
     }
 }

@@ -25,6 +25,13 @@ pub trait OffsetBackingStore: Send + Sync {
     fn connector_offsets(&self, connector: &str) -> Vec<(serde_json::Value, serde_json::Value)>;
     /// Records offsets durably before returning.
     fn commit(&self, connector: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()>;
+    /// Sets (`Some`) or removes (`None`) offsets of a stopped connector, for
+    /// `PATCH|DELETE /connectors/{name}/offsets` (KIP-875); durable before returning.
+    fn write_offsets(
+        &self,
+        connector: &str,
+        entries: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<()>;
 }
 
 impl OffsetBackingStore for FileOffsetStore {
@@ -36,6 +43,25 @@ impl OffsetBackingStore for FileOffsetStore {
     }
     fn commit(&self, connector: &str, offsets: &[(SourcePartition, SourceOffset)]) -> Result<()> {
         FileOffsetStore::commit(self, connector, offsets)
+    }
+    fn write_offsets(
+        &self,
+        connector: &str,
+        entries: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<()> {
+        let _w = self.write_lock.lock();
+        let snapshot = {
+            let mut data = self.data.lock();
+            for (p, o) in entries {
+                let key = Self::key(connector, p);
+                match o {
+                    Some(o) => data.insert(key, serde_json::Value::Object(o.clone()).to_string()),
+                    None => data.remove(&key),
+                };
+            }
+            data.clone()
+        };
+        self.write_file(&snapshot)
     }
 }
 

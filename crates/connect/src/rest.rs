@@ -171,7 +171,19 @@ pub fn router(state: AppState) -> Router {
             "/connectors/{name}/tasks/{task}/restart",
             post(restart_task),
         )
-        .route("/connectors/{name}/offsets", get(connector_offsets))
+        .route(
+            "/connectors/{name}/offsets",
+            get(connector_offsets)
+                .patch(alter_connector_offsets)
+                .delete(reset_connector_offsets),
+        )
+        .route("/connectors/{name}/topics", get(connector_topics))
+        .route(
+            "/connectors/{name}/topics/reset",
+            put(reset_connector_topics),
+        )
+        .route("/admin/loggers", get(list_loggers))
+        .route("/admin/loggers/{logger}", get(get_logger).put(put_logger))
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/{plugin}/config", get(plugin_config))
         .route(
@@ -317,8 +329,25 @@ async fn get_connector(State(s): State<AppState>, Path(name): Path<String>) -> A
 
 async fn delete_connector(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
     let herder = s.herder.clone();
+    let deleted = name.clone();
     blocking(move || herder.delete(&name)).await?;
+    crate::active_topics::reset(&deleted);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn connector_topics(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    s.herder.connector_info(&name)?;
+    let topics = crate::active_topics::topics(&name);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ name: {"topics": topics} }),
+    ))
+}
+
+async fn reset_connector_topics(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    s.herder.connector_info(&name)?;
+    crate::active_topics::reset(&name);
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 async fn get_connector_config(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -499,6 +528,108 @@ async fn connector_offsets(State(s): State<AppState>, Path(name): Path<String>) 
         .map(|(p, o)| json!({"partition": p, "offset": o}))
         .collect();
     Ok(json_response(StatusCode::OK, &json!({ "offsets": list })))
+}
+
+/// The `{"offsets": [{"partition": {..}, "offset": {..} | null}]}` body of an alter request.
+fn offsets_from_body(v: &serde_json::Value) -> Result<crate::herder_api::OffsetChanges, ApiError> {
+    let list = v
+        .get("offsets")
+        .and_then(|o| o.as_array())
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Partitions / offsets need to be provided for an alter offsets request",
+            )
+        })?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let partition = match item.get("partition") {
+            Some(serde_json::Value::Object(p)) => p.clone(),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "offsets[{i}].partition must be a JSON object (the source partition)"
+                )));
+            }
+        };
+        let offset = match item.get("offset") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Object(o)) => Some(o.clone()),
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "offsets[{i}].offset must be a JSON object (the source offset) or null"
+                )));
+            }
+        };
+        out.push((partition, offset));
+    }
+    Ok(Some(out))
+}
+
+async fn alter_connector_offsets(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let changes = offsets_from_body(&parse_json(&body)?)?;
+    let herder = s.herder.clone();
+    blocking(move || herder.alter_offsets(&name, changes)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"message": "The offsets for this connector have been altered successfully"}),
+    ))
+}
+
+async fn reset_connector_offsets(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let herder = s.herder.clone();
+    blocking(move || herder.alter_offsets(&name, None)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"message": "The offsets for this connector have been reset successfully"}),
+    ))
+}
+
+fn logger_json((level, modified): (String, Option<i64>)) -> serde_json::Value {
+    json!({"level": level, "last_modified": modified})
+}
+
+async fn list_loggers() -> ApiResult {
+    let all: serde_json::Map<String, serde_json::Value> = crate::loggers::all()
+        .into_iter()
+        .map(|(k, v)| (k, logger_json(v)))
+        .collect();
+    Ok(json_response(StatusCode::OK, &all))
+}
+
+async fn get_logger(Path(logger): Path<String>) -> ApiResult {
+    Ok(json_response(
+        StatusCode::OK,
+        &logger_json(crate::loggers::level(&logger)),
+    ))
+}
+
+async fn put_logger(Path(logger): Path<String>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let params = query_params(&q);
+    if let Some((_, scope)) = params.iter().rev().find(|(k, _)| k == "scope")
+        && !scope.eq_ignore_ascii_case("worker")
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid value {scope} for query parameter scope: strom changes log levels per \
+             worker only (scope=worker)"
+        )));
+    }
+    let v = parse_json(&body)?;
+    let level = v.get("level").and_then(|l| l.as_str());
+    match crate::loggers::set_level(&logger, level) {
+        Ok(affected) => Ok(json_response(StatusCode::OK, &affected)),
+        Err(e) => {
+            let status = match e {
+                crate::loggers::LoggerError::MissingLevel => StatusCode::BAD_REQUEST,
+                crate::loggers::LoggerError::InvalidLevel(_) => StatusCode::NOT_FOUND,
+                crate::loggers::LoggerError::Unavailable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Err(ApiError::new(status, e.to_string()))
+        }
+    }
 }
 
 #[derive(Serialize)]

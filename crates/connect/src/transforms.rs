@@ -38,6 +38,7 @@ pub trait Predicate: Send + Sync {
 
 mod cast;
 mod flatten;
+mod timestamp_converter;
 
 const PKG: &str = "org.apache.kafka.connect.transforms.";
 
@@ -61,6 +62,8 @@ pub const TRANSFORM_CLASSES: &[&str] = &[
     "org.apache.kafka.connect.transforms.Flatten$Value",
     "org.apache.kafka.connect.transforms.Cast$Key",
     "org.apache.kafka.connect.transforms.Cast$Value",
+    "org.apache.kafka.connect.transforms.TimestampConverter$Key",
+    "org.apache.kafka.connect.transforms.TimestampConverter$Value",
 ];
 
 /// The predicate class names strom knows.
@@ -233,6 +236,11 @@ pub fn new_transform(class: &str, props: &ConfigMap) -> Result<Box<dyn Transform
     }
     if let Some(side) = side_of(class, "Cast") {
         return Ok(Box::new(cast::Cast::new(side, props)?));
+    }
+    if let Some(side) = side_of(class, "TimestampConverter") {
+        return Ok(Box::new(timestamp_converter::TimestampConverter::new(
+            side, props,
+        )?));
     }
     Err(ConnectError::config(format!(
         "Invalid value {class} for configuration type: Class {class} could not be found. \

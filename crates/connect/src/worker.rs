@@ -146,6 +146,8 @@ struct TaskSetup {
     value_converter: Box<dyn Converter>,
     transforms: TransformChain,
     tolerate_errors: bool,
+    /// KIP-158: source topics created on first use (`None`: off).
+    topic_creation: Option<crate::topic_creation::TopicCreation>,
 }
 
 impl Worker {
@@ -185,6 +187,11 @@ impl Worker {
             key_converter: conv("key", true)?,
             value_converter: conv("value", false)?,
             transforms: TransformChain::from_config(cc)?,
+            topic_creation: crate::topic_creation::TopicCreation::from_config(
+                &self.config.props,
+                cc,
+                self.client_config("admin", cc),
+            )?,
             tolerate_errors: cc
                 .get("errors.tolerance")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
@@ -284,12 +291,13 @@ impl Worker {
                 if setup.tolerate_errors {
                     match worker.setup(&name, id, &cc) {
                         Ok(s) => {
-                            context.errant_record_reporter = Some(Arc::new(TaskErrantReporter::new(
-                                dlq.clone(),
-                                s.key_converter,
-                                s.value_converter,
-                                task_id.clone(),
-                            )));
+                            context.errant_record_reporter =
+                                Some(Arc::new(TaskErrantReporter::new(
+                                    dlq.clone(),
+                                    s.key_converter,
+                                    s.value_converter,
+                                    task_id.clone(),
+                                )));
                         }
                         Err(e) => return ctl.fail(&task_id, &e),
                     }
@@ -454,6 +462,10 @@ fn convert_and_send(
     let Some(record) = setup.transforms.apply(record)? else {
         return Ok(());
     };
+    crate::active_topics::record(&setup.connector, &record.topic);
+    if let Some(tc) = &setup.topic_creation {
+        tc.ensure(&record.topic)?;
+    }
     let key = setup.key_converter.from_connect_data(
         &record.topic,
         record.key_schema.as_deref(),
@@ -562,7 +574,9 @@ fn run_sink(
         let safe = task.pre_commit(offsets)?;
         // Records sent to the dead letter queue must be there before their offsets are committed.
         if let Some(d) = dlq {
-            d.flush(Duration::from_millis(worker.config.offset_flush_timeout_ms.max(1000)))?;
+            d.flush(Duration::from_millis(
+                worker.config.offset_flush_timeout_ms.max(1000),
+            ))?;
         }
         let mut tpl = rdkafka::TopicPartitionList::new();
         for (tp, off) in &safe {
@@ -617,8 +631,8 @@ fn run_sink(
                     match to_sink_record(&setup, &m) {
                         Ok(Some(r)) => batch.push(r),
                         Ok(None) => {}
-                        Err(e) if setup.tolerate_errors => {
-                            tracing::warn!(task = %setup.id, error = %e, "skipping record (errors.tolerance=all)");
+                        Err((stage, e)) if setup.tolerate_errors => {
+                            tracing::warn!(task = %setup.id, ?stage, error = %e, "skipping record (errors.tolerance=all)");
                             if let Some(d) = dlq {
                                 let failed = FailedRecord {
                                     topic: m.topic(),
@@ -627,10 +641,10 @@ fn run_sink(
                                     key: m.key(),
                                     value: m.payload(),
                                 };
-                                d.send(&failed, Stage::ValueConverter, &e)?;
+                                d.send(&failed, stage, &e)?;
                             }
                         }
-                        Err(e) => return Err(e),
+                        Err((_, e)) => return Err(e),
                     }
                     wait = Duration::ZERO;
                 }
@@ -648,13 +662,22 @@ fn run_sink(
     Ok(())
 }
 
+/// A consumed message as the task's record; an error names the stage it failed in (converters,
+/// then transforms), which the dead letter queue headers report.
 fn to_sink_record(
     setup: &TaskSetup,
     m: &rdkafka::message::BorrowedMessage<'_>,
-) -> Result<Option<SinkRecord>> {
+) -> std::result::Result<Option<SinkRecord>, (Stage, ConnectError)> {
     let topic = m.topic();
-    let key = setup.key_converter.to_connect_data(topic, m.key())?;
-    let value = setup.value_converter.to_connect_data(topic, m.payload())?;
+    crate::active_topics::record(&setup.connector, topic);
+    let key = setup
+        .key_converter
+        .to_connect_data(topic, m.key())
+        .map_err(|e| (Stage::KeyConverter, e))?;
+    let value = setup
+        .value_converter
+        .to_connect_data(topic, m.payload())
+        .map_err(|e| (Stage::ValueConverter, e))?;
     let headers = m
         .headers()
         .map(|hs| {
@@ -679,6 +702,7 @@ fn to_sink_record(
     };
     Ok(setup
         .transforms
-        .apply(record)?
+        .apply(record)
+        .map_err(|e| (Stage::Transformation, e))?
         .map(|record| SinkRecord { record }))
 }

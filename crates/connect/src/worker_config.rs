@@ -36,7 +36,8 @@ pub fn worker_config_def() -> ConfigDef {
             ConfigType::Class,
             Some("org.apache.kafka.connect.storage.SimpleHeaderConverter"),
             Importance::Low,
-            "HeaderConverter class. strom passes header bytes through unchanged.",
+            "HeaderConverter class: SimpleHeaderConverter (default), StringConverter or ByteArrayConverter; \
+             all three keep header bytes as they are.",
         )
         .define(
             "offset.storage.file.filename",
@@ -133,6 +134,7 @@ impl WorkerConfig {
             )));
         }
         let get = |k: &str| def.value(&props, k).unwrap_or_default().to_string();
+        check_header_converter(&get("header.converter"))?;
         let num = |k: &str| get(k).trim().parse::<u64>().unwrap_or(0);
         let mut listeners = Vec::new();
         for l in parse_list(&get("listeners")) {
@@ -173,6 +175,30 @@ impl WorkerConfig {
     }
 }
 
+/// Header converters whose bytes equal strom's byte-level headers: SimpleHeaderConverter writes
+/// a string header as its UTF-8 text and reads text back as it is; StringConverter and
+/// ByteArrayConverter pass text and bytes through. Others (JsonConverter) would re-encode header
+/// values, which strom does not do, so they are refused instead of silently ignored.
+const HEADER_CONVERTERS: &[&str] = &[
+    "org.apache.kafka.connect.storage.SimpleHeaderConverter",
+    "org.apache.kafka.connect.storage.StringConverter",
+    "org.apache.kafka.connect.converters.ByteArrayConverter",
+];
+
+fn check_header_converter(class: &str) -> Result<()> {
+    let class = class.trim();
+    let known = HEADER_CONVERTERS
+        .iter()
+        .any(|full| class == *full || full.rsplit('.').next() == Some(class));
+    if known {
+        return Ok(());
+    }
+    Err(ConnectError::config(format!(
+        "Invalid value {class} for configuration header.converter: strom supports only {}",
+        HEADER_CONVERTERS.join(", ")
+    )))
+}
+
 /// Parses `http://host:port` (host may be empty); https is not served yet.
 fn parse_listener(l: &str) -> Result<(String, u16)> {
     let bad = |why: &str| {
@@ -210,6 +236,13 @@ mod tests {
         p.insert("value.converter".into(), "JsonConverter".into());
         p.insert("offset.storage.file.filename".into(), "/tmp/x".into());
         p.insert("listeners".into(), "http://127.0.0.1:18083".into());
+        p.insert("header.converter".into(), "JsonConverter".into());
+        let err = WorkerConfig::standalone(p.clone()).unwrap_err().to_string();
+        assert!(err.contains("header.converter"), "{err}");
+        p.insert(
+            "header.converter".into(),
+            "org.apache.kafka.connect.storage.SimpleHeaderConverter".into(),
+        );
         let w = WorkerConfig::standalone(p).expect("config");
         assert_eq!(w.listeners, vec![("127.0.0.1".to_string(), 18083)]);
         assert_eq!(w.worker_id, "127.0.0.1:18083");

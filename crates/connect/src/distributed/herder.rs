@@ -991,6 +991,20 @@ impl Herder for DistributedHerder {
         Ok(self.offsets.connector_offsets(name))
     }
 
+    fn alter_offsets(&self, name: &str, changes: crate::herder_api::OffsetChanges) -> HResult<()> {
+        let info = self.connector_info(name)?;
+        let snapshot = self.refreshed()?;
+        let stopped =
+            snapshot.target_state(name) == TargetState::Stopped && snapshot.task_count(name) == 0;
+        crate::herder_api::modify_source_offsets(
+            name,
+            info.connector_type,
+            stopped,
+            self.offsets.as_ref(),
+            changes,
+        )
+    }
+
     fn ready(&self) -> bool {
         self.group.lock().generation > 0
     }

@@ -100,4 +100,38 @@ impl OffsetBackingStore for KafkaOffsetBackingStore {
         }
         Ok(())
     }
+
+    fn write_offsets(
+        &self,
+        connector: &str,
+        entries: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<()> {
+        // A null value is a tombstone: compaction drops the partition's offset, as Kafka's
+        // worker does for a reset.
+        let records: Vec<(String, Option<Vec<u8>>)> = entries
+            .iter()
+            .map(|(p, o)| {
+                (
+                    FileOffsetStore::key(connector, p),
+                    o.as_ref().map(|o| {
+                        serde_json::Value::Object(o.clone())
+                            .to_string()
+                            .into_bytes()
+                    }),
+                )
+            })
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.log.send(&records)?;
+        let mut data = self.data.lock();
+        for (k, v) in records {
+            match v {
+                Some(v) => data.insert(k, String::from_utf8_lossy(&v).into_owned()),
+                None => data.remove(&k),
+            };
+        }
+        Ok(())
+    }
 }

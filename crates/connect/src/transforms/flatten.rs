@@ -203,8 +203,7 @@ mod tests {
         );
         let err = f
             .apply(record(None, Value::Int32(1)))
-            .err()
-            .expect("not a map")
+            .expect_err("not a map")
             .to_string();
         assert!(err.contains("flattening"), "{err}");
     }
