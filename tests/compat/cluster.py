@@ -105,10 +105,20 @@ class Cluster:
         a = AdminClient({"bootstrap.servers": node.bootstrap})
         return a.list_topics(topic=topic, timeout=5)
 
+    def describe_cluster(self, node: ClusterNode) -> dict:
+        from kafka import KafkaAdminClient
+
+        a = KafkaAdminClient(bootstrap_servers=node.bootstrap, request_timeout_ms=5000)
+        try:
+            return a.describe_cluster()
+        finally:
+            a.close()
+
     def controller_id(self) -> int:
-        """The controller id the live nodes report (they must agree)."""
+        """The active controller (Raft leader) as DescribeCluster reports it on every live node
+        (they must agree). Metadata names the answering node instead, as Kafka's KRaft brokers do."""
         def agreed():
-            ids = {self.metadata(n).controller_id for n in self.live_nodes()}
+            ids = {self.describe_cluster(n)["controller_id"] for n in self.live_nodes()}
             if len(ids) == 1:
                 (cid,) = ids
                 if cid in self.nodes and self.nodes[cid].alive():

@@ -150,3 +150,32 @@ def test_duplicate_node_id_is_refused(cluster_factory, tmp_path):
     assert "node.id 2 is already registered by another live broker" in proc.stderr, proc.stderr[-2000:]
     # The original node 2 is still a member.
     c.wait_ready()
+
+
+def test_partition_reassignment_moves_replicas_and_data(cluster_factory):
+    from kafka import KafkaAdminClient, TopicPartition
+    from util import consume_range, produce_all, producer
+
+    c = cluster_factory(n=3)
+    a = admin(c.bootstrap)
+    a.create_topics([NewTopic("move", num_partitions=1, replica_assignment=[[1]])])["move"].result(timeout=OP_TIMEOUT)
+    c.wait_for(lambda: c.partition_state("move").get(0, (-1,))[0] == 1, what="move led by 1")
+    p = producer(c.bootstrap)
+    log = produce_all(p, [dict(topic="move", value=b"r%d" % i) for i in range(5)])
+    assert not log.errors
+    k = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=15000)
+    try:
+        res = k.alter_partition_reassignments({TopicPartition("move", 0): [2, 3]})
+        assert res == {TopicPartition("move", 0): None}, res
+        # Added replicas catch up, join the ISR, then broker 1 is dropped and leadership moves.
+        state = c.wait_for(lambda: (s := c.partition_state("move")[0])[2] == [2, 3] and s[0] in (2, 3) and s,
+                           what="move reassigned to [2, 3]")
+        assert 1 not in state[3]
+        assert k.list_partition_reassignments() == {} or not k.list_partition_reassignments()
+        # Nothing left to cancel.
+        res = k.alter_partition_reassignments({TopicPartition("move", 0): None})
+        assert res[TopicPartition("move", 0)].__name__ == "NoReassignmentInProgressError", res
+    finally:
+        k.close()
+    msgs = consume_range(c.bootstrap, "move", 0, 0, 5)
+    assert [m.value() for m in msgs] == [b"r%d" % i for i in range(5)]

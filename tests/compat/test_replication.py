@@ -171,3 +171,119 @@ def test_min_insync_replicas_and_follower_rejoining(cluster_factory):
     assert send("back-in-sync") is None
     msgs = consume_range(c.bootstrap, topic, 0, 0, 2, timeout=WAIT)
     assert [m.value().decode() for m in msgs] == ["both-in-sync", "back-in-sync"]
+
+
+def kafka_partition_for(key: str, partitions: int) -> int:
+    """Kafka's Utils.abs(key.hashCode()) % partitions (Java String.hashCode over UTF-16 units)."""
+    h = 0
+    for unit in key.encode("utf-16-be").hex(" ", 2).split():
+        h = (31 * h + int(unit, 16)) & 0xFFFFFFFF
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return 0 if h == -(1 << 31) else abs(h) % partitions
+
+
+def test_group_coordinator_moves_with_offsets_leader(cluster_factory):
+    """The group's coordinator is the leader of its __consumer_offsets partition; when that node is
+    SIGKILLed, the group carries on through the new leader with its committed offsets intact."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = cluster_factory(n=3, overrides=OVERRIDES)
+    topic, parts, per_part = "coord-failover", 3, 100
+    group = "coord-failover-group"
+    create_replicated_topic(c, topic, parts, 3)
+    p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True})
+    for part in range(parts):
+        for i in range(per_part):
+            p.produce(topic, value=f"{part}-{i}".encode(), partition=part)
+    assert p.flush(WAIT) == 0
+
+    conf = {
+        "bootstrap.servers": c.bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 500,
+        "topic.metadata.refresh.interval.ms": 1000,
+    }
+    consumer = Consumer(conf)
+    consumer.subscribe([topic])
+    seen: list[tuple[int, int]] = []
+
+    def consume_until(count: int, commit_every: int | None):
+        """Poll until `count` distinct records have been seen."""
+        deadline = time.monotonic() + WAIT
+        since_commit = 0
+        while len(set(seen)) < count:
+            assert time.monotonic() < deadline, f"consumed {len(set(seen))} of {count} records\n{c.logs()}"
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                if m.error().retriable():
+                    continue
+                raise AssertionError(f"consume error: {m.error()}")
+            seen.append((m.partition(), m.offset()))
+            since_commit += 1
+            if commit_every and since_commit >= commit_every:
+                consumer.commit(asynchronous=False)
+                since_commit = 0
+
+    # 150 records committed in batches of 10, then 15 more consumed and not committed.
+    consume_until(150, commit_every=10)
+    consume_until(165, commit_every=None)
+    committed_before = {
+        tp.partition: tp.offset
+        for tp in consumer.committed([TopicPartition(topic, i) for i in range(parts)], timeout=30)
+    }
+    assert sum(max(o, 0) for o in committed_before.values()) == 150, committed_before
+
+    # FindCoordinator answers the leader of abs(hash(group)) % 50 of __consumer_offsets.
+    offsets_partition = kafka_partition_for(group, 50)
+    leader = c.partition_state("__consumer_offsets")[offsets_partition][0]
+    a = AdminClient({"bootstrap.servers": c.bootstrap})
+    desc = a.describe_consumer_groups([group], request_timeout=30)[group].result(timeout=30)
+    assert desc.coordinator.id == leader, f"coordinator {desc.coordinator.id}, partition leader {leader}"
+
+    c.node(leader).kill()
+    survivor = c.live_nodes()[0]
+
+    def new_coordinator():
+        state = c.partition_state("__consumer_offsets", via=survivor)[offsets_partition]
+        return state[0] if state[0] not in (-1, leader) else None
+    new_leader = c.wait_for(new_coordinator, WAIT, what="a new leader for the group's offsets partition")
+
+    # Committed offsets are intact on the new coordinator (read without joining the group).
+    probe = Consumer({"bootstrap.servers": survivor.bootstrap, "group.id": group})
+    try:
+        def committed_now():
+            got = probe.committed([TopicPartition(topic, i) for i in range(parts)], timeout=10)
+            return {tp.partition: tp.offset for tp in got}
+        assert c.wait_for(lambda: committed_now() == committed_before, WAIT,
+                          what="committed offsets served by the new coordinator")
+    finally:
+        probe.close()
+    desc = a.describe_consumer_groups([group], request_timeout=30)[group].result(timeout=30)
+    assert desc.coordinator.id == new_leader
+
+    # The same consumer carries on: the rest of the records, committing through the new coordinator.
+    consume_until(parts * per_part, commit_every=10)
+    consumer.commit(asynchronous=False)
+    consumer.close()
+
+    # Every record was consumed; a record seen twice is one consumed after the last commit before
+    # the kill (uncommitted), never one already committed.
+    assert {(pt, o) for pt, o in seen} == {(pt, o) for pt in range(parts) for o in range(per_part)}
+    dups = [x for x in set(seen) if seen.count(x) > 1]
+    for pt, o in dups:
+        assert o >= committed_before[pt], f"committed record {pt}@{o} consumed again"
+
+    after = Consumer({"bootstrap.servers": c.bootstrap, "group.id": group})
+    try:
+        got = after.committed([TopicPartition(topic, i) for i in range(parts)], timeout=30)
+        assert {tp.partition: tp.offset for tp in got} == {i: per_part for i in range(parts)}
+    finally:
+        after.close()

@@ -11,17 +11,34 @@ fn deploy_server_properties_is_a_three_node_cluster_config() {
     assert_eq!(config.node_id, 1);
     assert_eq!(config.process_roles, vec!["broker", "controller"]);
     assert_eq!(
-        config.controller_quorum_voters.keys().copied().collect::<Vec<_>>(),
+        config
+            .controller_quorum_voters
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
     assert!(
-        config.controller_quorum_voters.values().all(|(_, port)| *port == 9093),
+        config
+            .controller_quorum_voters
+            .values()
+            .all(|(_, port)| *port == 9093),
         "{:?}",
         config.controller_quorum_voters
     );
     assert_eq!(config.default_replication_factor, 3);
-    assert!(config.listeners.iter().any(|l| l.name == "CONTROLLER" && l.port == 9093));
-    assert!(config.listeners.iter().any(|l| l.name == "PLAINTEXT" && l.port == 9092));
+    assert!(
+        config
+            .listeners
+            .iter()
+            .any(|l| l.name == "CONTROLLER" && l.port == 9093)
+    );
+    assert!(
+        config
+            .listeners
+            .iter()
+            .any(|l| l.name == "PLAINTEXT" && l.port == 9092)
+    );
     assert!(!config.unclean_leader_election_enable);
     // The same file with another node.id is the second host's.
     let second = BrokerConfig::load(Some(&path), &["node.id=2".to_string()]).expect("override");

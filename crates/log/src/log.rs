@@ -291,7 +291,11 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         let mut batch = control::build(marker, now_ms)?;
-        self.append_batches(&mut batch, AppendOrigin::Coordinator { leader_epoch }, now_ms)
+        self.append_batches(
+            &mut batch,
+            AppendOrigin::Coordinator { leader_epoch },
+            now_ms,
+        )
     }
 
     fn append_batches(
@@ -414,7 +418,10 @@ impl Log {
         {
             let mut epochs = self.epochs.lock();
             for valid in &batches {
-                epochs.assign(valid.header.partition_leader_epoch, valid.header.base_offset)?;
+                epochs.assign(
+                    valid.header.partition_leader_epoch,
+                    valid.header.base_offset,
+                )?;
             }
         }
         self.write_batches(&mut producers, &snapshot, records, &batches, config, now_ms)

@@ -15,15 +15,22 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum MetadataCommand {
     /// The first cluster id proposed wins; later ones are ignored.
-    SetClusterId { cluster_id: String },
+    SetClusterId {
+        cluster_id: String,
+    },
     CreateTopic {
         name: String,
         id: Uuid,
         placement: Vec<Vec<i32>>,
         configs: BTreeMap<String, String>,
     },
-    DeleteTopic { name: String },
-    AddPartitions { name: String, placement: Vec<Vec<i32>> },
+    DeleteTopic {
+        name: String,
+    },
+    AddPartitions {
+        name: String,
+        placement: Vec<Vec<i32>>,
+    },
     SetTopicConfigs {
         name: String,
         configs: BTreeMap<String, String>,
@@ -32,16 +39,25 @@ pub enum MetadataCommand {
         resource: String,
         configs: BTreeMap<String, String>,
     },
-    AllocateProducerIds { size: i64 },
+    AllocateProducerIds {
+        size: i64,
+    },
     /// A broker (re)starts: its endpoints and rack; it is unfenced and takes back leadership of
     /// partitions left without a leader whose ISR it is in.
-    RegisterBroker { broker: BrokerMeta },
+    RegisterBroker {
+        broker: BrokerMeta,
+    },
     /// A broker missed its heartbeats (or shut down): out of every ISR, its partitions get new
     /// leaders from the ISR; `unclean_default` is the controller's unclean.leader.election.enable,
     /// used where the topic does not override it.
-    FenceBroker { node_id: i32, unclean_default: bool },
+    FenceBroker {
+        node_id: i32,
+        unclean_default: bool,
+    },
     /// A fenced broker heartbeats again with the same incarnation.
-    UnfenceBroker { node_id: i32 },
+    UnfenceBroker {
+        node_id: i32,
+    },
     /// Kafka's AlterPartition: the leader shrinks or expands the ISR.
     AlterPartition {
         topic: String,
@@ -52,7 +68,21 @@ pub enum MetadataCommand {
         new_isr: Vec<i32>,
     },
     /// Move leadership back to the first replica where it is live and in the ISR; `None` = all.
-    ElectPreferred { partitions: Option<Vec<(String, i32)>> },
+    ElectPreferred {
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    /// AlterPartitionReassignments: start moving a partition to `target` replicas (added ones
+    /// join first and catch up), or cancel the ongoing move (`None`).
+    ReassignPartition {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
+    /// Every added replica is in the ISR: drop the removed ones (the controller proposes it).
+    CompleteReassignment {
+        topic: String,
+        partition: i32,
+    },
 }
 
 /// What a command returns to its proposer.
@@ -87,6 +117,10 @@ pub enum CommandError {
     IneligibleReplica(String),
     #[error("Broker {0} is not registered.")]
     UnknownBroker(i32),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("No reassignment is in progress for partition {0}-{1}.")]
+    NoReassignmentInProgress(String, i32),
 }
 
 pub type CommandOutcome = Result<CommandResult, CommandError>;
@@ -168,7 +202,10 @@ fn apply_inner(image: &mut MetadataImage, cmd: &MetadataCommand) -> CommandOutco
             let mut b = broker.clone();
             b.fenced = false;
             image.brokers.insert(b.node_id, b);
-            Ok(CommandResult::Elected(take_leaderless(image, broker.node_id)))
+            Ok(CommandResult::Elected(take_leaderless(
+                image,
+                broker.node_id,
+            )))
         }
         C::UnfenceBroker { node_id } => {
             let b = image
@@ -187,7 +224,11 @@ fn apply_inner(image: &mut MetadataImage, cmd: &MetadataCommand) -> CommandOutco
                 .get_mut(node_id)
                 .ok_or(CommandError::UnknownBroker(*node_id))?;
             b.fenced = true;
-            Ok(CommandResult::Elected(fence(image, *node_id, *unclean_default)))
+            Ok(CommandResult::Elected(fence(
+                image,
+                *node_id,
+                *unclean_default,
+            )))
         }
         C::AlterPartition {
             topic,
@@ -267,7 +308,139 @@ fn apply_inner(image: &mut MetadataImage, cmd: &MetadataCommand) -> CommandOutco
             }
             Ok(CommandResult::Elected(elected))
         }
+        C::ReassignPartition {
+            topic,
+            partition,
+            target,
+        } => reassign(image, topic, *partition, target),
+        C::CompleteReassignment { topic, partition } => {
+            let live: Vec<i32> = image.live_brokers().map(|b| b.node_id).collect();
+            let p = partition_mut(image, topic, *partition)?;
+            if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+                return Err(CommandError::NoReassignmentInProgress(
+                    topic.clone(),
+                    *partition,
+                ));
+            }
+            complete(p, &live);
+            Ok(CommandResult::Partition(p.clone()))
+        }
     }
+}
+
+fn partition_mut<'a>(
+    image: &'a mut MetadataImage,
+    topic: &str,
+    partition: i32,
+) -> Result<&'a mut PartitionMeta, CommandError> {
+    image
+        .topics
+        .get_mut(topic)
+        .ok_or_else(|| CommandError::UnknownTopic(topic.to_string()))?
+        .partitions
+        .get_mut(partition as usize)
+        .ok_or_else(|| CommandError::UnknownPartition(topic.to_string(), partition))
+}
+
+fn reassign(
+    image: &mut MetadataImage,
+    topic: &str,
+    partition: i32,
+    target: &Option<Vec<i32>>,
+) -> CommandOutcome {
+    let live: Vec<i32> = image.live_brokers().map(|b| b.node_id).collect();
+    let registered: Vec<i32> = image.brokers.keys().copied().collect();
+    let p = partition_mut(image, topic, partition)?;
+    let ongoing = !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty();
+    // Back to the replicas before any ongoing move.
+    let original: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| !p.adding_replicas.contains(r))
+        .collect();
+    let Some(target) = target else {
+        if !ongoing {
+            return Err(CommandError::NoReassignmentInProgress(
+                topic.to_string(),
+                partition,
+            ));
+        }
+        let adding = std::mem::take(&mut p.adding_replicas);
+        p.removing_replicas.clear();
+        p.replicas = original;
+        p.isr.retain(|r| !adding.contains(r));
+        if adding.contains(&p.leader) {
+            let l = first_eligible(p, &live);
+            set_leader(p, l);
+        } else {
+            p.partition_epoch += 1;
+        }
+        return Ok(CommandResult::Partition(p.clone()));
+    };
+    let mut seen = target.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if target.is_empty() || seen.len() != target.len() {
+        return Err(CommandError::InvalidReplicaAssignment(format!(
+            "The proposed replica assignment {target:?} is empty or names a broker twice."
+        )));
+    }
+    if let Some(b) = target.iter().find(|b| !registered.contains(b)) {
+        return Err(CommandError::InvalidReplicaAssignment(format!(
+            "The proposed replica assignment {target:?} names broker {b}, which is not registered."
+        )));
+    }
+    p.adding_replicas = target
+        .iter()
+        .copied()
+        .filter(|r| !original.contains(r))
+        .collect();
+    p.removing_replicas = original
+        .iter()
+        .copied()
+        .filter(|r| !target.contains(r))
+        .collect();
+    let mut replicas = target.clone();
+    replicas.extend(p.removing_replicas.iter().copied());
+    p.replicas = replicas;
+    p.isr.retain(|r| p.replicas.contains(r));
+    p.partition_epoch += 1;
+    if p.adding_replicas.is_empty() {
+        complete(p, &live);
+    }
+    Ok(CommandResult::Partition(p.clone()))
+}
+
+/// Drop the removed replicas once every added one is in the ISR (no-op before that).
+fn complete(p: &mut PartitionMeta, live: &[i32]) -> bool {
+    if !p.adding_replicas.iter().all(|r| p.isr.contains(r)) {
+        return false;
+    }
+    let removing = std::mem::take(&mut p.removing_replicas);
+    p.adding_replicas.clear();
+    p.replicas.retain(|r| !removing.contains(r));
+    let isr_before = p.isr.clone();
+    p.isr.retain(|r| !removing.contains(r));
+    if p.isr.is_empty() {
+        p.isr = isr_before;
+    }
+    if removing.contains(&p.leader) || p.leader < 0 {
+        let l = first_eligible(p, live);
+        set_leader(p, l);
+    } else {
+        p.partition_epoch += 1;
+    }
+    true
+}
+
+/// The first replica that is in the ISR and live (-1 if none).
+fn first_eligible(p: &PartitionMeta, live: &[i32]) -> i32 {
+    p.replicas
+        .iter()
+        .copied()
+        .find(|r| p.isr.contains(r) && (live.is_empty() || live.contains(r)))
+        .unwrap_or(-1)
 }
 
 fn set_leader(p: &mut PartitionMeta, leader: i32) {
@@ -356,6 +529,8 @@ fn partitions_from(first: i32, placement: Vec<Vec<i32>>) -> Vec<PartitionMeta> {
             isr: replicas.clone(),
             replicas,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         })
         .collect()
 }
@@ -382,7 +557,11 @@ mod tests {
     fn three_brokers_one_topic() -> MetadataImage {
         let mut img = MetadataImage::default();
         for id in 1..=3 {
-            apply(&mut img, &MetadataCommand::RegisterBroker { broker: broker(id) }).unwrap();
+            apply(
+                &mut img,
+                &MetadataCommand::RegisterBroker { broker: broker(id) },
+            )
+            .unwrap();
         }
         apply(
             &mut img,
@@ -413,7 +592,10 @@ mod tests {
         assert_eq!((p0.leader, p0.leader_epoch), (2, 1));
         assert_eq!(p0.isr, vec![2, 3]);
         let p1 = &img.topic("t").unwrap().partitions[1];
-        assert_eq!((p1.leader, p1.leader_epoch, p1.isr.clone()), (2, 0, vec![2, 3]));
+        assert_eq!(
+            (p1.leader, p1.leader_epoch, p1.isr.clone()),
+            (2, 0, vec![2, 3])
+        );
         // Back with the same incarnation: unfenced, the preferred leader can take over again
         // once it is in the ISR again.
         apply(&mut img, &MetadataCommand::UnfenceBroker { node_id: 1 }).unwrap();
@@ -430,7 +612,11 @@ mod tests {
             },
         )
         .unwrap();
-        apply(&mut img, &MetadataCommand::ElectPreferred { partitions: None }).unwrap();
+        apply(
+            &mut img,
+            &MetadataCommand::ElectPreferred { partitions: None },
+        )
+        .unwrap();
         let p0 = &img.topic("t").unwrap().partitions[0];
         assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
     }
@@ -465,6 +651,70 @@ mod tests {
         .unwrap();
         let p0 = &unclean.topic("t").unwrap().partitions[0];
         assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn reassignment_adds_then_removes_replicas() {
+        let mut img = three_brokers_one_topic();
+        apply(
+            &mut img,
+            &MetadataCommand::RegisterBroker { broker: broker(4) },
+        )
+        .unwrap();
+        let cmd = MetadataCommand::ReassignPartition {
+            topic: "t".into(),
+            partition: 0,
+            target: Some(vec![4, 2, 3]),
+        };
+        let CommandResult::Partition(p) = apply(&mut img, &cmd).unwrap() else {
+            panic!("partition expected")
+        };
+        assert_eq!(p.replicas, vec![4, 2, 3, 1]);
+        assert_eq!(
+            (p.adding_replicas.clone(), p.removing_replicas.clone()),
+            (vec![4], vec![1])
+        );
+        assert_eq!(p.leader, 1, "the old leader leads until the move completes");
+        // Not caught up yet: completing changes nothing.
+        let done = MetadataCommand::CompleteReassignment {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let CommandResult::Partition(p) = apply(&mut img, &done).unwrap() else {
+            panic!("partition expected")
+        };
+        assert_eq!(p.replicas, vec![4, 2, 3, 1]);
+        // Broker 4 joins the ISR (AlterPartition by the leader), then the move completes.
+        img.topics.get_mut("t").unwrap().partitions[0].isr.push(4);
+        let CommandResult::Partition(p) = apply(&mut img, &done).unwrap() else {
+            panic!("partition expected")
+        };
+        assert_eq!(p.replicas, vec![4, 2, 3]);
+        assert!(!p.isr.contains(&1));
+        assert_eq!((p.leader, p.leader_epoch), (4, 1));
+        assert!(p.adding_replicas.is_empty() && p.removing_replicas.is_empty());
+        assert!(matches!(
+            apply(
+                &mut img,
+                &MetadataCommand::ReassignPartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    target: None
+                }
+            ),
+            Err(CommandError::NoReassignmentInProgress(..))
+        ));
+        assert!(matches!(
+            apply(
+                &mut img,
+                &MetadataCommand::ReassignPartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    target: Some(vec![9])
+                }
+            ),
+            Err(CommandError::InvalidReplicaAssignment(_))
+        ));
     }
 
     #[test]

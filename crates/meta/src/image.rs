@@ -61,6 +61,12 @@ pub struct PartitionMeta {
     /// requests carry it so a stale ISR change is refused.
     #[serde(default)]
     pub partition_epoch: i32,
+    /// An ongoing reassignment (AlterPartitionReassignments): replicas being added (already in
+    /// `replicas`, catching up) and replicas to drop once every added one is in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
 }
 
 impl MetadataImage {

@@ -493,8 +493,9 @@ pub(crate) fn write_meta_properties(
     cluster_id: &str,
     node_id: i32,
 ) -> Result<(), MetaError> {
-    let text =
-        format!("#\n#strom meta.properties\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let text = format!(
+        "#\n#strom meta.properties\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
+    );
     write_atomically(dir, META_PROPERTIES, text.as_bytes())
 }
 

@@ -41,13 +41,17 @@ fn three_voters_replicate_fail_over_and_catch_up() {
         let l = TcpListener::bind("127.0.0.1:0").expect("port");
         voters.insert(id, l.local_addr().expect("addr").to_string());
     }
-    let dirs: BTreeMap<i32, PathBuf> = (1..=3).map(|i| (i, root.path().join(format!("n{i}")))).collect();
+    let dirs: BTreeMap<i32, PathBuf> = (1..=3)
+        .map(|i| (i, root.path().join(format!("n{i}"))))
+        .collect();
     let mut stores: BTreeMap<i32, MetadataStore> =
         (1..=3).map(|i| (i, open(&dirs[&i], i, &voters))).collect();
 
     let leader = wait_for("a leader", || {
         let ids: Vec<Option<i32>> = stores.values().map(|s| s.controller_id()).collect();
-        (ids.iter().all(|i| i.is_some() && *i == ids[0])).then(|| ids[0]).flatten()
+        (ids.iter().all(|i| i.is_some() && *i == ids[0]))
+            .then(|| ids[0])
+            .flatten()
     });
     // The cluster id is agreed through the log and written to every meta.properties.
     let cluster_id = wait_for("a cluster id everywhere", || {
@@ -55,21 +59,32 @@ fn three_voters_replicate_fail_over_and_catch_up() {
         (!ids[0].is_empty() && ids.iter().all(|i| *i == ids[0])).then(|| ids[0].clone())
     });
     for d in dirs.values() {
-        let props = wait_for("meta.properties", || std::fs::read_to_string(d.join("meta.properties")).ok());
-        assert!(props.contains(&format!("cluster.id={cluster_id}")), "{props}");
+        let props = wait_for("meta.properties", || {
+            std::fs::read_to_string(d.join("meta.properties")).ok()
+        });
+        assert!(
+            props.contains(&format!("cluster.id={cluster_id}")),
+            "{props}"
+        );
     }
 
     // A write on a follower is forwarded to the leader and applied everywhere.
     let follower = (1..=3).find(|i| *i != leader).expect("a follower");
     let t = stores[&follower]
-        .create_topic("orders", vec![vec![1, 2, 3], vec![2, 3, 1]], BTreeMap::new())
+        .create_topic(
+            "orders",
+            vec![vec![1, 2, 3], vec![2, 3, 1]],
+            BTreeMap::new(),
+        )
         .expect("create via follower");
     assert!(matches!(
         stores[&leader].create_topic("orders", vec![vec![1]], BTreeMap::new()),
         Err(MetaError::TopicExists(_))
     ));
     for s in stores.values() {
-        wait_for("orders everywhere", || (s.image().topic("orders").map(|x| x.id) == Some(t.id)).then_some(()));
+        wait_for("orders everywhere", || {
+            (s.image().topic("orders").map(|x| x.id) == Some(t.id)).then_some(())
+        });
     }
     let first_block = stores[&follower].allocate_producer_ids(1000).expect("pids");
 
@@ -77,7 +92,10 @@ fn three_voters_replicate_fail_over_and_catch_up() {
     drop(stores.remove(&leader));
     let new_leader = wait_for("a new leader", || {
         let ids: Vec<Option<i32>> = stores.values().map(|s| s.controller_id()).collect();
-        (ids.iter().all(|i| i.is_some() && *i != Some(leader) && *i == ids[0])).then(|| ids[0]).flatten()
+        (ids.iter()
+            .all(|i| i.is_some() && *i != Some(leader) && *i == ids[0]))
+        .then(|| ids[0])
+        .flatten()
     });
     assert_ne!(new_leader, leader);
     let survivor = *stores.keys().next().expect("survivor");
@@ -85,7 +103,11 @@ fn three_voters_replicate_fail_over_and_catch_up() {
         .create_topic("after", vec![vec![1]], BTreeMap::new())
         .expect("write after failover");
     let second_block = stores[&survivor].allocate_producer_ids(1000).expect("pids");
-    assert_eq!(second_block, first_block + 1000, "producer-id blocks never overlap");
+    assert_eq!(
+        second_block,
+        first_block + 1000,
+        "producer-id blocks never overlap"
+    );
 
     // The old leader restarts from its own log and learns what it missed.
     std::thread::sleep(Duration::from_millis(200));
@@ -95,4 +117,91 @@ fn three_voters_replicate_fail_over_and_catch_up() {
         (img.topic("after").is_some() && img.topic("orders").is_some()).then_some(())
     });
     assert_eq!(stores[&leader].cluster_id(), cluster_id);
+}
+
+/// More writes than the snapshot interval (1000 entries) while one voter is down: the leader
+/// snapshots and purges its log, so the voter must catch up by installing the snapshot; and a
+/// restart of every node rebuilds the same image from snapshot plus log.
+#[test]
+fn a_voter_that_missed_a_purged_log_catches_up_from_the_snapshot() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut voters = BTreeMap::new();
+    for id in 1..=3 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("port");
+        voters.insert(id, l.local_addr().expect("addr").to_string());
+    }
+    let dirs: BTreeMap<i32, PathBuf> = (1..=3)
+        .map(|i| (i, root.path().join(format!("n{i}"))))
+        .collect();
+    let mut stores: BTreeMap<i32, MetadataStore> =
+        (1..=3).map(|i| (i, open(&dirs[&i], i, &voters))).collect();
+    let leader = wait_for("a leader", || stores[&1].controller_id());
+    let down = (1..=3).find(|i| *i != leader).expect("a follower");
+    drop(stores.remove(&down));
+    let writer = *stores.keys().next().expect("a live store");
+    let mut last = 0;
+    for _ in 0..1100 {
+        last = stores[&writer].allocate_producer_ids(1).expect("pid block");
+    }
+    assert!(
+        dirs[&leader].join("raft/snapshot.json").exists(),
+        "the leader took a snapshot"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stores.insert(down, open(&dirs[&down], down, &voters));
+    wait_for("the returning voter to catch up", || {
+        (stores[&down].image().next_producer_id_block == last + 1).then_some(())
+    });
+
+    // Every node restarts; the image comes back from snapshot + log.
+    drop(stores);
+    std::thread::sleep(Duration::from_millis(200));
+    let stores: BTreeMap<i32, MetadataStore> =
+        (1..=3).map(|i| (i, open(&dirs[&i], i, &voters))).collect();
+    for s in stores.values() {
+        wait_for("the image after a full restart", || {
+            (s.image().next_producer_id_block == last + 1).then_some(())
+        });
+    }
+    let next = stores[&down]
+        .allocate_producer_ids(1)
+        .expect("pid after restart");
+    assert_eq!(next, last + 1);
+}
+
+/// A node whose meta.properties names another cluster is told so (the broker then stops).
+#[test]
+fn a_node_from_another_cluster_is_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut voters = BTreeMap::new();
+    for id in 1..=3 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("port");
+        voters.insert(id, l.local_addr().expect("addr").to_string());
+    }
+    let dirs: BTreeMap<i32, PathBuf> = (1..=3)
+        .map(|i| (i, root.path().join(format!("n{i}"))))
+        .collect();
+    let mut stores: BTreeMap<i32, MetadataStore> =
+        (1..=3).map(|i| (i, open(&dirs[&i], i, &voters))).collect();
+    let cluster_id = wait_for("a cluster id on node 3", || {
+        let id = stores[&3].cluster_id();
+        (!id.is_empty() && dirs[&3].join("meta.properties").exists()).then_some(id)
+    });
+    drop(stores.remove(&3));
+    std::fs::write(
+        dirs[&3].join("meta.properties"),
+        "version=1\ncluster.id=AAAAAAAAAAAAAAAAAAAAAA\nnode.id=3\n",
+    )
+    .expect("rewrite meta.properties");
+    std::thread::sleep(Duration::from_millis(200));
+    stores.insert(3, open(&dirs[&3], 3, &voters));
+    let err = wait_for("the cluster id conflict", || {
+        stores[&3].check_cluster_id().err()
+    });
+    let msg = err.to_string();
+    assert!(
+        msg.contains("AAAAAAAAAAAAAAAAAAAAAA") && msg.contains(&cluster_id),
+        "{msg}"
+    );
+    assert!(stores[&1].check_cluster_id().is_ok());
 }

@@ -138,7 +138,6 @@ const KNOWN_NOT_HONOURED: &[&str] = &[
     "log.flush.interval.ms",
     "delete.topic.enable",
     "metadata.log.dir",
-    "compression.type",
     "min.insync.replicas",
 ];
 
@@ -285,6 +284,10 @@ impl BrokerConfig {
                 // value stops the start with the key named.
                 k if crate::group::config::GROUP_KEYS.contains(&k) => {
                     parse_int(&key, v, 0, i32::MAX as i64)?;
+                }
+                // Read by the producer id expiration (txn::expiration).
+                k if crate::txn::expiration::EXPIRATION_KEYS.contains(&k) => {
+                    parse_int(&key, v, 1, i64::MAX)?;
                 }
                 // Read by replication (replica::ReplicaConfig).
                 k if crate::replica::config::REPLICA_KEYS.contains(&k) => {
@@ -453,7 +456,10 @@ fn parse_voters(key: &str, v: &str) -> Result<BTreeMap<i32, (String, u16)>, Conf
         let port: u16 = port
             .parse()
             .map_err(|_| invalid(key, v, &format!("'{port}' is not a port")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if host.is_empty() {
             return Err(invalid(key, v, "every voter needs a host"));
         }
@@ -528,14 +534,20 @@ mod tests {
         let err = load(&[("controller.quorum.voters", "1@h:9093,1@g:9093")]).expect_err("dup");
         assert!(err.to_string().contains("listed twice"), "{err}");
         let err = load(&[("controller.quorum.voters", "x@h:9093")]).expect_err("bad id");
-        assert!(err.to_string().contains("controller.quorum.voters"), "{err}");
+        assert!(
+            err.to_string().contains("controller.quorum.voters"),
+            "{err}"
+        );
     }
 
     #[test]
     fn cluster_node_needs_a_controller_listener_and_to_be_a_voter() {
         let base = [
             ("node.id", "2"),
-            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
             ("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093"),
             ("broker.rack", "r1"),
         ];
@@ -551,6 +563,9 @@ mod tests {
         let mut not_voter = base.to_vec();
         not_voter[0] = ("node.id", "4");
         let err = load(&not_voter).expect_err("not a voter");
-        assert!(err.to_string().contains("controller.quorum.voters"), "{err}");
+        assert!(
+            err.to_string().contains("controller.quorum.voters"),
+            "{err}"
+        );
     }
 }

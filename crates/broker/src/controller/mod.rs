@@ -1,7 +1,7 @@
 //! The controller side of a node (Kafka's QuorumController and BrokerLifecycleManager): this
 //! broker's registration and heartbeats with the active controller, and, on the node that is the
-//! active controller, fencing of silent brokers (which moves leadership to the ISR) and
-//! preferred-leader rebalancing. Replica placement for new topics is in `placement`.
+//! active controller, fencing of silent brokers (which moves leadership to the ISR),
+//! completion of partition reassignments and preferred-leader rebalancing. Replica placement for new topics is in `placement`.
 //!
 //! Changes go through `MetadataStore` as metadata commands; the Raft quorum itself is in
 //! strom-meta. Must not touch: partition logs or replica state (that is `replica`).
@@ -120,7 +120,8 @@ async fn broker_lifecycle(broker: Arc<Broker>) {
 /// leadership back to preferred replicas every `leader.imbalance.check.interval.seconds`.
 async fn active_controller(broker: Arc<Broker>) {
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms);
-    let rebalance_every = Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds);
+    let rebalance_every =
+        Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds);
     let tick = (session / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
     let mut active_since: Option<Instant> = None;
     let mut last_rebalance = Instant::now();
@@ -158,8 +159,28 @@ async fn active_controller(broker: Arc<Broker>) {
                 Err(e) => tracing::warn!(node_id = b.node_id, error = %e, "fencing broker failed"),
             }
         }
-        if broker.config.auto_leader_rebalance_enable
-            && last_rebalance.elapsed() >= rebalance_every
+        // Reassignments whose added replicas all caught up (joined the ISR) complete now.
+        for t in image.topics.values() {
+            for p in &t.partitions {
+                if !p.adding_replicas.is_empty()
+                    && p.adding_replicas.iter().all(|r| p.isr.contains(r))
+                {
+                    let cmd = MetadataCommand::CompleteReassignment {
+                        topic: t.name.clone(),
+                        partition: p.partition,
+                    };
+                    match broker.metadata.submit_async(cmd).await {
+                        Ok(_) => {
+                            tracing::info!(topic = %t.name, partition = p.partition, "reassignment completed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %t.name, partition = p.partition, error = %e, "completing reassignment failed")
+                        }
+                    }
+                }
+            }
+        }
+        if broker.config.auto_leader_rebalance_enable && last_rebalance.elapsed() >= rebalance_every
         {
             last_rebalance = Instant::now();
             if imbalanced(&image) {

@@ -71,7 +71,10 @@ pub fn assign(
 fn rack_alternating(brokers: &[Candidate]) -> Vec<i32> {
     let mut racks: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
     for (id, rack) in brokers {
-        racks.entry(rack.as_deref().unwrap_or("")).or_default().push(*id);
+        racks
+            .entry(rack.as_deref().unwrap_or(""))
+            .or_default()
+            .push(*id);
     }
     for ids in racks.values_mut() {
         ids.sort_unstable();

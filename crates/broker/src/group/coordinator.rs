@@ -206,6 +206,34 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Leadership of `__consumer_offsets`-`partition` moved to or away from this node (cluster
+    /// only): its groups are dropped, and reloaded from the local replica when `leader`.
+    pub fn reload_partition(
+        &self,
+        broker: &Arc<Broker>,
+        partition: i32,
+        partitions: i32,
+        leader: bool,
+    ) -> anyhow::Result<()> {
+        self.groups
+            .lock()
+            .retain(|id, _| partition_for(id, partitions) != partition);
+        if !leader {
+            return Ok(());
+        }
+        let (records, pending) = super::persistence::read_with_pending(broker, Some(partition))?;
+        let n = records.len();
+        self.apply_records(records, crate::handlers::now_ms());
+        self.pending_txn_offsets.lock().extend(pending);
+        tracing::info!(
+            partition,
+            records = n,
+            "now coordinating this partition's groups"
+        );
+        self.ensure_started(broker);
+        Ok(())
+    }
+
     pub fn apply_records(&self, records: Vec<CoordinatorRecord>, now: i64) {
         let mut groups = self.groups.lock();
         for r in records {

@@ -496,6 +496,12 @@ impl OffsetsLog for BrokerOffsetsLog<'_> {
             tracing::warn!(partition, "{OFFSETS_TOPIC} partition is not hosted here");
             return Err(AppendError::Unavailable);
         };
+        // A follower's copy is written only by its fetcher: in a cluster, a node that lost the
+        // leadership of this partition no longer coordinates its groups.
+        if self.broker.config.is_cluster() && !p.is_leader() {
+            tracing::warn!(partition, "{OFFSETS_TOPIC} partition is not led here");
+            return Err(AppendError::Unavailable);
+        }
         let mut batch = encode_batch(records, now_ms).map_err(|e| {
             tracing::error!(error = %e, "encoding coordinator records failed");
             AppendError::Unavailable
@@ -531,12 +537,27 @@ pub fn read_all_with_pending(
     Vec<CoordinatorRecord>,
     super::txn_offsets::PendingByProducer,
 )> {
+    read_with_pending(broker, None)
+}
+
+/// [`read_all_with_pending`] for one partition only (`Some`), as a coordinator taking over
+/// that partition's leadership loads it.
+pub fn read_with_pending(
+    broker: &Broker,
+    only: Option<i32>,
+) -> anyhow::Result<(
+    Vec<CoordinatorRecord>,
+    super::txn_offsets::PendingByProducer,
+)> {
     let mut out = Vec::new();
     let mut txn = super::txn_offsets::TxnOffsetLoader::default();
     let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
         return Ok((out, txn.into_pending()));
     };
     for pm in &topic.partitions {
+        if only.is_some_and(|o| o != pm.partition) {
+            continue;
+        }
         let Some(p) = broker.replicas.get(OFFSETS_TOPIC, pm.partition) else {
             continue;
         };

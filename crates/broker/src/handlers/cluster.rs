@@ -162,8 +162,7 @@ pub fn elect_leaders(
     } else {
         Err("unclean election on request is not supported; set unclean.leader.election.enable on the topic".to_string())
     };
-    let mut by_topic: std::collections::BTreeMap<String, Vec<PartitionResult>> =
-        Default::default();
+    let mut by_topic: std::collections::BTreeMap<String, Vec<PartitionResult>> = Default::default();
     for (topic, partition) in wanted {
         let p = image
             .topic(&topic)
@@ -209,4 +208,135 @@ pub fn elect_leaders(
             })
             .collect(),
     )
+}
+
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+
+/// AlterPartitionReassignments (kafka-reassign-partitions.sh): start or cancel moves; the active
+/// controller completes a move once every added replica is in the ISR.
+pub fn alter_partition_reassignments(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: kafka_protocol::messages::AlterPartitionReassignmentsRequest,
+) -> kafka_protocol::messages::AlterPartitionReassignmentsResponse {
+    use kafka_protocol::messages::alter_partition_reassignments_response::{
+        AlterPartitionReassignmentsResponse, ReassignablePartitionResponse,
+        ReassignableTopicResponse,
+    };
+    use strom_meta::{CommandError, MetaError, MetadataCommand};
+    // v0 has no flag: changing the replication factor is allowed.
+    let allow_rf_change = ctx.version == 0 || req.allow_replication_factor_change;
+    let mut responses = Vec::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::new();
+        for p in t.partitions {
+            let target: Option<Vec<i32>> =
+                p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect());
+            let current = broker
+                .metadata
+                .image()
+                .topic(&name)
+                .and_then(|t| t.partitions.get(p.partition_index as usize).cloned());
+            let original_rf = current.as_ref().map(|c| {
+                c.replicas
+                    .iter()
+                    .filter(|r| !c.adding_replicas.contains(r))
+                    .count()
+            });
+            let result = match (&target, original_rf) {
+                (Some(t), Some(rf)) if !allow_rf_change && t.len() != rf => Err((
+                    INVALID_REPLICATION_FACTOR,
+                    "The replication factor is changed but allowReplicationFactorChange is false"
+                        .to_string(),
+                )),
+                _ => broker
+                    .metadata
+                    .submit(MetadataCommand::ReassignPartition {
+                        topic: name.clone(),
+                        partition: p.partition_index,
+                        target,
+                    })
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        MetaError::UnknownTopic(m) => (UNKNOWN_TOPIC_OR_PARTITION, m),
+                        MetaError::Rejected(CommandError::UnknownPartition(..)) => {
+                            (UNKNOWN_TOPIC_OR_PARTITION, e.to_string())
+                        }
+                        MetaError::Rejected(CommandError::InvalidReplicaAssignment(m)) => {
+                            (INVALID_REPLICA_ASSIGNMENT, m)
+                        }
+                        MetaError::Rejected(CommandError::NoReassignmentInProgress(..)) => {
+                            (NO_REASSIGNMENT_IN_PROGRESS, e.to_string())
+                        }
+                        other => (ErrorCode::UnknownServerError.code(), other.to_string()),
+                    }),
+            };
+            let (code, msg) = match result {
+                Ok(()) => (0, None),
+                Err((c, m)) => (c, Some(StrBytes::from_string(m))),
+            };
+            partitions.push(
+                ReassignablePartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code)
+                    .with_error_message(msg),
+            );
+        }
+        responses.push(
+            ReassignableTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    let mut resp = AlterPartitionReassignmentsResponse::default().with_responses(responses);
+    resp.allow_replication_factor_change = allow_rf_change;
+    resp
+}
+
+/// ListPartitionReassignments: the ongoing moves, from the local image.
+pub fn list_partition_reassignments(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext<'_>,
+    req: kafka_protocol::messages::ListPartitionReassignmentsRequest,
+) -> kafka_protocol::messages::ListPartitionReassignmentsResponse {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::list_partition_reassignments_response::{
+        ListPartitionReassignmentsResponse, OngoingPartitionReassignment, OngoingTopicReassignment,
+    };
+    let image = broker.metadata.image();
+    let wanted = |topic: &str, p: i32| match &req.topics {
+        None => true,
+        Some(ts) => ts
+            .iter()
+            .any(|t| t.name.0.as_str() == topic && t.partition_indexes.contains(&p)),
+    };
+    let ids = |v: &[i32]| v.iter().map(|r| BrokerId(*r)).collect::<Vec<_>>();
+    let topics = image
+        .topics
+        .values()
+        .filter_map(|t| {
+            let partitions: Vec<_> = t
+                .partitions
+                .iter()
+                .filter(|p| !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty())
+                .filter(|p| wanted(&t.name, p.partition))
+                .map(|p| {
+                    OngoingPartitionReassignment::default()
+                        .with_partition_index(p.partition)
+                        .with_replicas(ids(&p.replicas))
+                        .with_adding_replicas(ids(&p.adding_replicas))
+                        .with_removing_replicas(ids(&p.removing_replicas))
+                })
+                .collect();
+            (!partitions.is_empty()).then(|| {
+                OngoingTopicReassignment::default()
+                    .with_name(TopicName(StrBytes::from_string(t.name.clone())))
+                    .with_partitions(partitions)
+            })
+        })
+        .collect();
+    ListPartitionReassignmentsResponse::default().with_topics(topics)
 }

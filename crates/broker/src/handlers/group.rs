@@ -101,9 +101,13 @@ pub fn find_coordinator(
     };
     let key_type = if v >= 1 { req.key_type } else { KEY_TYPE_GROUP };
     let listener = broker.config.advertised_for(&ctx.conn.listener);
-    let answer = |_key: &str| -> (i16, i32, String, i32, Option<String>) {
+    let answer = |key: &str| -> (i16, i32, String, i32, Option<String>) {
         match (key_type, listener) {
-            // This node coordinates every group and every transactional id.
+            // In a cluster the coordinator is the leader of the key's internal partition.
+            (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Some(_)) if broker.config.is_cluster() => {
+                cluster_coordinator(broker, key_type, key, &ctx.conn.listener)
+            }
+            // A single node coordinates every group and every transactional id.
             (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Some(l)) => {
                 if key_type == KEY_TYPE_GROUP {
                     // Kafka creates __consumer_offsets when a client first looks for a coordinator.
@@ -160,6 +164,113 @@ pub fn find_coordinator(
     resp
 }
 
+/// The coordinator of `key` in a cluster: the leader of partition
+/// `abs(hashCode(key)) % partitions` of `__consumer_offsets` (groups) or `__transaction_state`
+/// (transactional ids), as Kafka places them; COORDINATOR_NOT_AVAILABLE while it has no leader.
+fn cluster_coordinator(
+    broker: &Arc<Broker>,
+    key_type: i8,
+    key: &str,
+    listener: &str,
+) -> (i16, i32, String, i32, Option<String>) {
+    let (topic, partitions) = if key_type == KEY_TYPE_GROUP {
+        (
+            crate::group::persistence::OFFSETS_TOPIC,
+            offsets_log(broker).ensure_topic(),
+        )
+    } else {
+        (
+            crate::txn::coordinator::TRANSACTION_STATE_TOPIC,
+            broker.txn.ensure_topic(broker),
+        )
+    };
+    let partition = crate::group::persistence::partition_for(key, partitions);
+    let image = broker.metadata.image();
+    let hint = super::leader_hint::leader_hint(&image, topic, partition, listener);
+    match hint {
+        Some(h) if h.leader_id >= 0 => match h.endpoint {
+            Some((host, port, _)) => {
+                if h.leader_id == broker.node_id() && key_type == KEY_TYPE_GROUP {
+                    broker.groups.ensure_started(broker);
+                }
+                (NONE, h.leader_id, host, i32::from(port), None)
+            }
+            None => (
+                COORDINATOR_NOT_AVAILABLE,
+                -1,
+                String::new(),
+                -1,
+                Some(format!(
+                    "the leader of {topic}-{partition} has no {listener} listener"
+                )),
+            ),
+        },
+        _ => (
+            COORDINATOR_NOT_AVAILABLE,
+            -1,
+            String::new(),
+            -1,
+            Some(format!("{topic}-{partition} has no leader yet")),
+        ),
+    }
+}
+
+/// How long a coordinator write may wait for the in-sync replicas (Kafka's
+/// offsets.commit.timeout.ms default).
+const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// Waits until the high watermark of the group's `__consumer_offsets` partition passes what
+/// this node wrote, so an answered commit survives the loss of this node. NONE at once on a
+/// single node; NOT_COORDINATOR if the leadership moved meanwhile; COORDINATOR_NOT_AVAILABLE
+/// at the timeout (as Kafka maps a coordinator append's REQUEST_TIMED_OUT).
+async fn await_replicated(broker: &Arc<Broker>, group_id: &str) -> i16 {
+    if !broker.config.is_cluster() {
+        return NONE;
+    }
+    let partitions = offsets_log(broker).ensure_topic();
+    let index = crate::group::persistence::partition_for(group_id, partitions);
+    let Some(partition) = broker
+        .replicas
+        .get(crate::group::persistence::OFFSETS_TOPIC, index)
+    else {
+        return NOT_COORDINATOR;
+    };
+    let required = partition.log.log_end_offset();
+    let mut appended = broker.subscribe_appended();
+    let deadline = tokio::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
+    loop {
+        appended.borrow_and_update();
+        if !partition.is_leader() {
+            return NOT_COORDINATOR;
+        }
+        // A single-replica ISR advances the high watermark on its own next check.
+        if partition.maybe_increment_high_watermark() {
+            broker.notify_appended();
+        }
+        if partition.high_watermark() >= required {
+            return NONE;
+        }
+        if tokio::time::timeout_at(deadline, appended.changed())
+            .await
+            .is_err()
+        {
+            return COORDINATOR_NOT_AVAILABLE;
+        }
+    }
+}
+
+/// NOT_COORDINATOR when, in a cluster, this node does not lead the group's partition of
+/// `__consumer_offsets`: the client looks the coordinator up again. A single node coordinates
+/// everything.
+pub(super) fn not_coordinator_for(broker: &Broker, group_id: &str) -> bool {
+    if !broker.config.is_cluster() {
+        return false;
+    }
+    let partitions = offsets_log(broker).ensure_topic();
+    let partition = crate::group::persistence::partition_for(group_id, partitions);
+    !broker.replicas.coordinates_groups_of(partition)
+}
+
 // ---------------------------------------------------------------- JoinGroup
 
 pub async fn join_group(
@@ -198,9 +309,14 @@ pub async fn join_group(
     };
     let member_id = params.member_id.clone();
     let limit = i64::from(params.rebalance_timeout_ms.max(0)).max(NEW_MEMBER_JOIN_TIMEOUT_MS);
-    let reply = broker
-        .groups
-        .join_group(params, now_ms(), &offsets_log(broker));
+    let not_coordinator = not_coordinator_for(broker, &params.group_id);
+    let reply = if not_coordinator {
+        Reply::Now(JoinResult::error(&member_id, NOT_COORDINATOR))
+    } else {
+        broker
+            .groups
+            .join_group(params, now_ms(), &offsets_log(broker))
+    };
     let result = match reply {
         Reply::Now(r) => r,
         Reply::Wait(rx) => {
@@ -283,9 +399,13 @@ pub async fn sync_group(
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let reply = broker
-        .groups
-        .sync_group(params, now_ms(), &offsets_log(broker));
+    let reply = if not_coordinator_for(broker, &params.group_id) {
+        Reply::Now(SyncResult::error(NOT_COORDINATOR))
+    } else {
+        broker
+            .groups
+            .sync_group(params, now_ms(), &offsets_log(broker))
+    };
     let result = match reply {
         Reply::Now(r) => r,
         Reply::Wait(rx) => {
@@ -319,6 +439,9 @@ pub fn heartbeat(
     } else {
         None
     };
+    if not_coordinator_for(broker, req.group_id.0.as_str()) {
+        return HeartbeatResponse::default().with_error_code(NOT_COORDINATOR);
+    }
     let code = broker.groups.heartbeat(
         req.group_id.0.as_str(),
         req.member_id.as_str(),
@@ -343,12 +466,16 @@ pub fn leave_group(
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let codes = broker.groups.leave_group(
-        req.group_id.0.as_str(),
-        &leaving,
-        now_ms(),
-        &offsets_log(broker),
-    );
+    let codes = if not_coordinator_for(broker, req.group_id.0.as_str()) {
+        vec![NOT_COORDINATOR; leaving.len()]
+    } else {
+        broker.groups.leave_group(
+            req.group_id.0.as_str(),
+            &leaving,
+            now_ms(),
+            &offsets_log(broker),
+        )
+    };
     if v >= 3 {
         LeaveGroupResponse::default().with_members(
             leaving
@@ -369,7 +496,7 @@ pub fn leave_group(
 
 // ---------------------------------------------------------------- OffsetCommit, OffsetFetch
 
-pub fn offset_commit(
+pub async fn offset_commit(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: OffsetCommitRequest,
@@ -435,10 +562,23 @@ pub fn offset_commit(
             },
             offsets,
         };
-        let codes = match broker
-            .groups
-            .commit_offsets(params, now_ms(), &offsets_log(broker))
-        {
+        let group_id = params.group_id.clone();
+        let outcome = if not_coordinator_for(broker, &group_id) {
+            Err(NOT_COORDINATOR)
+        } else {
+            broker
+                .groups
+                .commit_offsets(params, now_ms(), &offsets_log(broker))
+        };
+        // In a cluster a commit is answered once the in-sync replicas have it (acks=all).
+        let outcome = match outcome {
+            Ok(codes) if codes.contains(&NONE) => match await_replicated(broker, &group_id).await {
+                NONE => Ok(codes),
+                code => Err(code),
+            },
+            other => other,
+        };
+        let codes = match outcome {
             Ok(codes) => codes,
             Err(code) => vec![code; slots.len()],
         };
@@ -460,6 +600,11 @@ pub fn offset_fetch(
             .groups
             .into_iter()
             .map(|g| {
+                if not_coordinator_for(broker, g.group_id.0.as_str()) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(NOT_COORDINATOR);
+                }
                 let topics = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
@@ -484,6 +629,14 @@ pub fn offset_fetch(
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if not_coordinator_for(broker, req.group_id.0.as_str()) {
+        // v0-1 have no top-level error: an empty answer makes the client look again.
+        return OffsetFetchResponse::default().with_error_code(if v >= 2 {
+            NOT_COORDINATOR
+        } else {
+            NONE
+        });
     }
     let topics = req.topics.map(|ts| {
         ts.into_iter()

@@ -114,7 +114,11 @@ pub fn handle(
     let mut resp = MetadataResponse::default()
         .with_brokers(brokers(broker, ctx))
         .with_cluster_id(Some(StrBytes::from_string(broker.metadata.cluster_id())))
-        .with_controller_id(BrokerId(controller_id(broker)))
+        // As Kafka's KRaft brokers do, clients are not sent to the active controller itself: any
+        // node takes admin requests and forwards the change to the Raft leader, so this node
+        // (reachable, as it answered) is named; a client keeps working while a new controller is
+        // elected. DescribeCluster and DescribeQuorum name the Raft leader.
+        .with_controller_id(BrokerId(broker.node_id()))
         .with_topics(topics);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         CLUSTER_ALL_OPERATIONS
@@ -124,8 +128,8 @@ pub fn handle(
     resp
 }
 
-/// The active controller as clients see it: the Raft leader (every controller is a broker
-/// too); this node while no leader is known.
+/// The active controller (the Raft leader; every controller is a broker too); this node while no
+/// leader is known.
 pub fn controller_id(broker: &Broker) -> i32 {
     broker
         .metadata

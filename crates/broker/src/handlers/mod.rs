@@ -77,6 +77,8 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
@@ -220,6 +222,16 @@ pub async fn handle(
         RequestKind::ElectLeaders(r) => Some(ResponseKind::ElectLeaders(cluster::elect_leaders(
             broker, &ctx, r,
         ))),
+        RequestKind::AlterPartitionReassignments(r) => {
+            Some(ResponseKind::AlterPartitionReassignments(
+                cluster::alter_partition_reassignments(broker, &ctx, r),
+            ))
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            Some(ResponseKind::ListPartitionReassignments(
+                cluster::list_partition_reassignments(broker, &ctx, r),
+            ))
+        }
         RequestKind::AlterConfigs(r) => Some(ResponseKind::AlterConfigs(
             alter_configs::alter_configs(broker, &ctx, r),
         )),
@@ -260,9 +272,9 @@ pub async fn handle(
         RequestKind::LeaveGroup(r) => Some(ResponseKind::LeaveGroup(group::leave_group(
             broker, &ctx, r,
         ))),
-        RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(group::offset_commit(
-            broker, &ctx, r,
-        ))),
+        RequestKind::OffsetCommit(r) => Some(ResponseKind::OffsetCommit(
+            group::offset_commit(broker, &ctx, r).await,
+        )),
         RequestKind::OffsetFetch(r) => Some(ResponseKind::OffsetFetch(group::offset_fetch(
             broker, &ctx, r,
         ))),

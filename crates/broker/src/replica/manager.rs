@@ -8,7 +8,7 @@ use super::fetcher::ReplicaFetcherManager;
 use super::partition::Role;
 use crate::broker::Broker;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use strom_log::{Log, LogConfig};
@@ -26,6 +26,9 @@ pub struct ReplicaManager {
     applying: Mutex<()>,
     /// Serialises opening logs, so two callers never open one directory twice.
     opening: Mutex<()>,
+    /// `__consumer_offsets` partitions whose groups the group coordinator holds (cluster only;
+    /// `None` until the first image is applied).
+    coordinating: Mutex<Option<BTreeSet<i32>>>,
 }
 
 impl ReplicaManager {
@@ -37,6 +40,7 @@ impl ReplicaManager {
             fetchers: ReplicaFetcherManager::default(),
             applying: Mutex::new(()),
             opening: Mutex::new(()),
+            coordinating: Mutex::new(None),
         }
     }
 
@@ -143,6 +147,60 @@ impl ReplicaManager {
                 }
             }
         }
+        self.move_group_coordination(broker, image);
+    }
+
+    /// In a cluster the group coordinator holds the groups of exactly the `__consumer_offsets`
+    /// partitions led here: it loads a partition's groups from the local replica when this node
+    /// becomes its leader and drops them when it stops (Kafka's onElection / onResignation).
+    fn move_group_coordination(&self, broker: &Arc<Broker>, image: &MetadataImage) {
+        use crate::group::persistence::OFFSETS_TOPIC;
+        if !broker.config.is_cluster() {
+            return;
+        }
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let n = topic.partitions.len() as i32;
+        let led: BTreeSet<i32> = topic
+            .partitions
+            .iter()
+            .filter(|m| {
+                self.get(OFFSETS_TOPIC, m.partition)
+                    .is_some_and(|p| p.is_leader())
+            })
+            .map(|m| m.partition)
+            .collect();
+        let mut coordinating = self.coordinating.lock();
+        // Before the first image every group loaded at start is held: drop those not led here.
+        let first = coordinating.is_none();
+        let held = coordinating.get_or_insert_with(BTreeSet::new);
+        for m in &topic.partitions {
+            let p = m.partition;
+            let (was, is) = (held.contains(&p), led.contains(&p));
+            // Unchanged, except that the first image drops what the start-up load held.
+            let drop_at_first = first && !is;
+            if was == is && !drop_at_first {
+                continue;
+            }
+            if let Err(e) = broker.groups.reload_partition(broker, p, n, is) {
+                tracing::error!(partition = p, error = %e, "loading consumer groups failed");
+                continue;
+            }
+            if is {
+                held.insert(p);
+            } else {
+                held.remove(&p);
+            }
+        }
+    }
+
+    /// Whether the group coordinator holds (has loaded) `__consumer_offsets`-`partition`.
+    pub fn coordinates_groups_of(&self, partition: i32) -> bool {
+        self.coordinating
+            .lock()
+            .as_ref()
+            .is_some_and(|held| held.contains(&partition))
     }
 
     pub fn delete_topic(&self, topic: &TopicMeta) {

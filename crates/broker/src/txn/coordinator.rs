@@ -129,6 +129,23 @@ impl TransactionCoordinator {
         }
     }
 
+    /// Creates `__transaction_state` if missing; its partition count (the hash modulus).
+    pub fn ensure_topic(&self, broker: &Broker) -> i32 {
+        if let Some(t) = broker.metadata.image().topic(TRANSACTION_STATE_TOPIC) {
+            return t.partitions.len() as i32;
+        }
+        let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        match broker.create_topic(TRANSACTION_STATE_TOPIC, self.num_partitions, configs) {
+            Ok(t) => t.partitions.len() as i32,
+            Err(e) => {
+                if !matches!(e, strom_meta::MetaError::TopicExists(_)) {
+                    tracing::error!(error = %e, "creating __transaction_state failed");
+                }
+                self.num_partitions
+            }
+        }
+    }
+
     fn persist(&self, broker: &Broker, meta: &TransactionMetadata) -> Result<(), ErrorCode> {
         self.write_record(broker, &meta.transactional_id, Some(meta.encode_value()))
     }
@@ -161,6 +178,11 @@ impl TransactionCoordinator {
         let Some(partition) = broker.replicas.get(TRANSACTION_STATE_TOPIC, p) else {
             return Err(ErrorCode::CoordinatorNotAvailable);
         };
+        // In a cluster only the partition's leader coordinates its transactional ids; a
+        // follower's copy is written by its fetcher alone.
+        if broker.config.is_cluster() && !partition.is_leader() {
+            return Err(ErrorCode::NotCoordinator);
+        }
         let now = now_ms();
         let record = Record {
             transactional: false,

@@ -20,6 +20,14 @@ use anyhow::bail;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The broker keys read here (all positive milliseconds).
+pub const EXPIRATION_KEYS: &[&str] = &[
+    "transactional.id.expiration.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
+];
+
 /// The expiration settings, read from the broker's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpirationSettings {
@@ -167,16 +175,19 @@ mod tests {
         let s = ExpirationSettings::from_config(&c).unwrap();
         assert_eq!(s.transactional_id_expiration_ms, 604_800_000);
         assert_eq!(s.producer_id_expiration_ms, 86_400_000);
-        let c = BrokerConfig::from_pairs(vec![("producer.id.expiration.ms".into(), "0".into())])
+        let c = BrokerConfig::from_pairs(vec![("producer.id.expiration.ms".into(), "2000".into())])
             .unwrap();
-        let e = ExpirationSettings::from_config(&c).unwrap_err().to_string();
-        assert!(e.contains("producer.id.expiration.ms"), "{e}");
-        let c = BrokerConfig::from_pairs(vec![(
-            "transactional.id.expiration.ms".into(),
-            "soon".into(),
-        )])
-        .unwrap();
-        let e = ExpirationSettings::from_config(&c).unwrap_err().to_string();
-        assert!(e.contains("transactional.id.expiration.ms"), "{e}");
+        let s = ExpirationSettings::from_config(&c).unwrap();
+        assert_eq!(s.producer_id_expiration_ms, 2000);
+        for (key, bad) in [
+            ("producer.id.expiration.ms", "0"),
+            ("transactional.id.expiration.ms", "soon"),
+        ] {
+            let e = BrokerConfig::from_pairs(vec![(key.into(), bad.into())])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(key), "{key}={bad}: {e}");
+        }
     }
 }

@@ -8,9 +8,7 @@
 
 use super::TypeConfig;
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{
-    Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote,
-};
+use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -83,10 +81,7 @@ impl LogStore {
                 );
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.set_len(valid_len)?;
         Ok(LogStore {
             inner: Arc::new(Mutex::new(Inner {
@@ -117,9 +112,7 @@ impl Inner {
         f.write_all(&buf)?;
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join("log"))?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(self.dir.join("log"))?;
+        self.file = OpenOptions::new().append(true).open(self.dir.join("log"))?;
         Ok(())
     }
 }
@@ -137,11 +130,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<Nid>> {
         let inner = self.inner.lock();
-        Ok(inner
-            .entries
-            .range(range)
-            .map(|(_, e)| e.clone())
-            .collect())
+        Ok(inner.entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
 

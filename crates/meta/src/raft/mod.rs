@@ -8,6 +8,9 @@
 //!
 //! Must not touch: partition data, the Kafka wire protocol.
 
+// openraft's trait methods return its own (large) StorageError; boxing is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 mod log_store;
 mod network;
 mod state_machine;
@@ -160,10 +163,13 @@ impl Quorum {
             let context = context.to_string();
             move |source| MetaError::Io { context, source }
         };
-        let log = log_store::LogStore::open(raft_dir)
-            .map_err(io(&format!("opening the metadata log in {}", raft_dir.display())))?;
-        let sm = state_machine::StateMachine::open(raft_dir, image.clone())
-            .map_err(io(&format!("opening the metadata snapshot in {}", raft_dir.display())))?;
+        let log = log_store::LogStore::open(raft_dir).map_err(io(&format!(
+            "opening the metadata log in {}",
+            raft_dir.display()
+        )))?;
+        let sm = state_machine::StateMachine::open(raft_dir, image.clone()).map_err(io(
+            &format!("opening the metadata snapshot in {}", raft_dir.display()),
+        ))?;
         let config = openraft::Config {
             cluster_name: "strom".into(),
             heartbeat_interval: 100,
@@ -175,9 +181,15 @@ impl Quorum {
         }
         .validate()
         .map_err(|e| MetaError::Unavailable(format!("Raft configuration: {e}")))?;
-        let raft = Raft::new(cfg.node_id as u64, Arc::new(config), network::Network, log, sm)
-            .await
-            .map_err(|e| MetaError::Unavailable(format!("starting Raft: {e}")))?;
+        let raft = Raft::new(
+            cfg.node_id as u64,
+            Arc::new(config),
+            network::Network,
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| MetaError::Unavailable(format!("starting Raft: {e}")))?;
         let voters: BTreeMap<u64, BasicNode> = cfg
             .voters
             .iter()
@@ -190,7 +202,9 @@ impl Quorum {
         {
             tracing::debug!(error = %e, "Raft initialize");
         }
-        listener.set_nonblocking(true).map_err(io("controller listener"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io("controller listener"))?;
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(io("controller listener"))?;
         let inner = Arc::new(Inner {
@@ -338,9 +352,13 @@ impl Inner {
                     && old.incarnation_id != b.incarnation_id
                     && !old.fenced
                 {
-                    let live = self.liveness.lock().get(&b.node_id).is_some_and(|(inc, at)| {
-                        *inc == old.incarnation_id && at.elapsed() < self.session_timeout
-                    });
+                    let live = self
+                        .liveness
+                        .lock()
+                        .get(&b.node_id)
+                        .is_some_and(|(inc, at)| {
+                            *inc == old.incarnation_id && at.elapsed() < self.session_timeout
+                        });
                     if live {
                         return Err(LeaderError::Refused(format!(
                             "node.id {} is already registered by another live broker process (incarnation {}, still heartbeating); every node needs its own node.id",
@@ -451,7 +469,9 @@ fn finish(r: Result<LeaderReply, LeaderError>) -> Result<LeaderReply, MetaError>
     match r {
         Ok(r) => Ok(r),
         Err(LeaderError::Refused(m)) => Err(MetaError::Refused(m)),
-        Err(LeaderError::NotLeader(_)) => Err(MetaError::Unavailable("no active controller".into())),
+        Err(LeaderError::NotLeader(_)) => {
+            Err(MetaError::Unavailable("no active controller".into()))
+        }
         Err(LeaderError::Unavailable(m)) => Err(MetaError::Unavailable(m)),
     }
 }

@@ -6,15 +6,17 @@
 //! closes the connection.
 
 use super::{Inner, LeaderError, LeaderReply, LeaderRequest, TypeConfig};
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -184,7 +186,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<Nid>, RPCError<Nid, BasicNode, RaftError<Nid>>> {
-        match self.send(Rpc::AppendEntries(rpc), option.hard_ttl()).await? {
+        match self
+            .send(Rpc::AppendEntries(rpc), option.hard_ttl())
+            .await?
+        {
             RpcReply::AppendEntries(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
@@ -200,7 +205,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<Nid>,
         RPCError<Nid, BasicNode, RaftError<Nid, InstallSnapshotError>>,
     > {
-        match self.send(Rpc::InstallSnapshot(rpc), option.hard_ttl()).await? {
+        match self
+            .send(Rpc::InstallSnapshot(rpc), option.hard_ttl())
+            .await?
+        {
             RpcReply::InstallSnapshot(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
