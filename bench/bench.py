@@ -304,7 +304,8 @@ class Harness:
         rec = dict(scenario=scen_name, tool=tool, system=system, rep=rep, ok=False, load_start=loadavg())
         log("run " + rid)
         if sc["kind"] == "rf3":
-            rec.update(skipped=True, reason=("not supported by strom yet (single node, no replication)"
+            rec.update(skipped=True, reason=("not supported by the harness yet: strom runs three-node "
+                                              "clusters, but bench has no three-node strom launcher"
                                               if system == "strom" else
                                               "not run: the harness has no three-node Kafka launcher yet"))
             self.results.append(rec)
