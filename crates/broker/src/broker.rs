@@ -110,13 +110,28 @@ impl Broker {
     ) -> Result<TopicMeta, strom_meta::MetaError> {
         let live = crate::controller::live_candidates(&self.metadata.image());
         let internal = name.starts_with("__");
-        let rf = if internal {
-            (live.len() as i16).clamp(1, 3)
-        } else {
-            self.config.default_replication_factor
+        let rf = match self.internal_replication_factor(name) {
+            Some(rf) => rf,
+            None if internal => (live.len() as i16).clamp(1, 3),
+            None => self.config.default_replication_factor,
         };
         let placement = self.place(0, partitions, rf)?;
         self.create_topic_placed(name, placement, configs)
+    }
+
+    /// `offsets.topic.replication.factor` / `transaction.state.log.replication.factor` when set:
+    /// then exactly that many replicas, and no topic until that many brokers are live (as
+    /// Kafka). Unset, strom takes up to 3, so a single node needs no setting.
+    fn internal_replication_factor(&self, name: &str) -> Option<i16> {
+        let key = match name {
+            crate::group::OFFSETS_TOPIC => "offsets.topic.replication.factor",
+            crate::txn::coordinator::TRANSACTION_STATE_TOPIC => {
+                "transaction.state.log.replication.factor"
+            }
+            _ => return None,
+        };
+        // Checked when the configuration was read.
+        self.config.explicit.get(key)?.trim().parse::<i16>().ok()
     }
 
     /// Replica lists for `count` new partitions from `first`, over the live brokers.

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     OperationNotAttempted = 55,
     KafkaStorageError = 56,
     UnknownServerError = -1,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
     UnsupportedCompressionType = 76,
     InvalidRecord = 87,
     ProducerFenced = 90,

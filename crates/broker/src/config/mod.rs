@@ -129,10 +129,8 @@ const KNOWN_NOT_HONOURED: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
@@ -292,6 +290,10 @@ impl BrokerConfig {
                 // Read by replication (replica::ReplicaConfig).
                 k if crate::replica::config::REPLICA_KEYS.contains(&k) => {
                     parse_int(&key, v, 0, i32::MAX as i64)?;
+                }
+                // Read when the internal topics are created (Broker::create_topic).
+                "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" => {
+                    parse_int(&key, v, 1, i16::MAX as i64)?;
                 }
                 crate::group::config::ASSIGNORS_KEY => {
                     crate::group::config::parse_assignors(v).map_err(|r| invalid(&key, v, &r))?;

@@ -1,10 +1,10 @@
-//! DeleteRecords (v0–2): move each partition's log start offset forward. Records below it are
-//! gone for readers at once; whole segments below it are deleted; the new start survives a
-//! restart. An offset of -1 means the high watermark.
+//! DeleteRecords (v0–2), on the partition leader: move each partition's log start offset
+//! forward. Records below it are gone for readers at once; whole segments below it are
+//! deleted; the new start survives a restart and reaches the followers with their next fetch.
+//! An offset of -1 means the high watermark.
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::error::ErrorCode;
 use kafka_protocol::messages::delete_records_request::DeleteRecordsRequest;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
@@ -30,9 +30,17 @@ pub fn handle(
                     let mut r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = broker.replicas.get(&t.name.0, p.partition_index) else {
-                        r.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                        return r;
+                    let partition = match super::leader_check::leader_partition(
+                        broker,
+                        &t.name.0,
+                        p.partition_index,
+                        -1,
+                    ) {
+                        Ok(partition) => partition,
+                        Err(code) => {
+                            r.error_code = code.code();
+                            return r;
+                        }
                     };
                     let hw = partition.high_watermark();
                     let offset = if p.offset == HIGH_WATERMARK {

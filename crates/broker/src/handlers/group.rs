@@ -229,33 +229,17 @@ async fn await_replicated(broker: &Arc<Broker>, group_id: &str) -> i16 {
     }
     let partitions = offsets_log(broker).ensure_topic();
     let index = crate::group::persistence::partition_for(group_id, partitions);
-    let Some(partition) = broker
-        .replicas
-        .get(crate::group::persistence::OFFSETS_TOPIC, index)
-    else {
-        return NOT_COORDINATOR;
-    };
-    let required = partition.log.log_end_offset();
-    let mut appended = broker.subscribe_appended();
-    let deadline = tokio::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
-    loop {
-        appended.borrow_and_update();
-        if !partition.is_leader() {
-            return NOT_COORDINATOR;
-        }
-        // A single-replica ISR advances the high watermark on its own next check.
-        if partition.maybe_increment_high_watermark() {
-            broker.notify_appended();
-        }
-        if partition.high_watermark() >= required {
-            return NONE;
-        }
-        if tokio::time::timeout_at(deadline, appended.changed())
-            .await
-            .is_err()
-        {
-            return COORDINATOR_NOT_AVAILABLE;
-        }
+    match crate::replica::await_replicated(
+        broker,
+        crate::group::persistence::OFFSETS_TOPIC,
+        index,
+        OFFSETS_COMMIT_TIMEOUT,
+    )
+    .await
+    {
+        Ok(()) => NONE,
+        Err(crate::replica::NotReplicated::NotLeader) => NOT_COORDINATOR,
+        Err(crate::replica::NotReplicated::TimedOut) => COORDINATOR_NOT_AVAILABLE,
     }
 }
 

@@ -1,4 +1,5 @@
-//! ListOffsets: earliest, latest, by timestamp and max timestamp.
+//! ListOffsets: earliest, latest, by timestamp and max timestamp, answered by the partition
+//! leader (a follower only to Kafka's debugging replica id, as Kafka allows).
 
 use super::RequestContext;
 use crate::broker::Broker;
@@ -14,6 +15,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may read a follower's offsets.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -34,9 +37,34 @@ pub fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(partition) = broker.replicas.get(&t.name.0, p.partition_index) else {
-                        r.error_code = ErrorCode::UnknownTopicOrPartition.code();
-                        return r;
+                    let epoch = if ctx.version >= 4 {
+                        p.current_leader_epoch
+                    } else {
+                        -1
+                    };
+                    let checked = super::leader_check::leader_partition(
+                        broker,
+                        &t.name.0,
+                        p.partition_index,
+                        epoch,
+                    );
+                    let partition = match checked {
+                        Ok(partition) => partition,
+                        Err(ErrorCode::NotLeaderOrFollower)
+                            if req.replica_id == DEBUGGING_REPLICA_ID =>
+                        {
+                            match broker.replicas.get(&t.name.0, p.partition_index) {
+                                Some(partition) => partition,
+                                None => {
+                                    r.error_code = ErrorCode::NotLeaderOrFollower.code();
+                                    return r;
+                                }
+                            }
+                        }
+                        Err(code) => {
+                            r.error_code = code.code();
+                            return r;
+                        }
                     };
                     // The epoch field exists from v4 on; older versions must leave it unset.
                     if ctx.version >= 4 {

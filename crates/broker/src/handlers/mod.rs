@@ -12,6 +12,7 @@ mod consumer_group;
 mod delete_records;
 mod fetch;
 mod group;
+mod leader_check;
 mod leader_hint;
 mod list_offsets;
 mod metadata;
@@ -245,18 +246,18 @@ pub async fn handle(
             configs::describe_configs(broker, &ctx, r),
         )),
         RequestKind::InitProducerId(r) => Some(ResponseKind::InitProducerId(
-            txn::init_producer_id(broker, &ctx, r),
+            txn::init_producer_id(broker, &ctx, r).await,
         )),
         RequestKind::AddPartitionsToTxn(r) => Some(ResponseKind::AddPartitionsToTxn(
-            txn::add_partitions_to_txn(broker, &ctx, r),
+            txn::add_partitions_to_txn(broker, &ctx, r).await,
         )),
         RequestKind::AddOffsetsToTxn(r) => Some(ResponseKind::AddOffsetsToTxn(
-            txn::add_offsets_to_txn(broker, &ctx, r),
+            txn::add_offsets_to_txn(broker, &ctx, r).await,
         )),
         RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
             txn::txn_offset_commit(broker, &ctx, r),
         )),
-        RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(txn::end_txn(broker, &ctx, r))),
+        RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(txn::end_txn(broker, &ctx, r).await)),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(
             group::find_coordinator(broker, &ctx, r),
         )),

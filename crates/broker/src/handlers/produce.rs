@@ -34,6 +34,7 @@ fn check_transactional(
         return Ok(());
     }
     broker.txn.partition_in_txn(
+        broker,
         header.producer_id,
         header.producer_epoch,
         &partition.topic,

@@ -33,6 +33,32 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// How long a `__transaction_state` write may wait for the in-sync replicas.
+const STATE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5_000);
+
+/// Waits until what the coordinator wrote for `transactional_id` is on every in-sync replica
+/// (Kafka appends transaction state with acks=all), so an answered step survives the loss of
+/// this node. NOT_COORDINATOR if the leadership moved meanwhile, COORDINATOR_NOT_AVAILABLE at
+/// the timeout (Kafka's mapping of NOT_ENOUGH_REPLICAS and REQUEST_TIMED_OUT here).
+async fn replicated(broker: &Arc<Broker>, transactional_id: &str) -> Result<(), ErrorCode> {
+    if !broker.config.is_cluster() {
+        return Ok(());
+    }
+    let partitions = broker.txn.ensure_topic(broker);
+    let p = crate::group::persistence::partition_for(transactional_id, partitions);
+    crate::replica::await_replicated(
+        broker,
+        crate::txn::coordinator::TRANSACTION_STATE_TOPIC,
+        p,
+        STATE_WRITE_TIMEOUT,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::replica::NotReplicated::NotLeader => ErrorCode::NotCoordinator,
+        crate::replica::NotReplicated::TimedOut => ErrorCode::CoordinatorNotAvailable,
+    })
+}
+
 /// Fenced producers learn it as PRODUCER_FENCED from the versions that know that code (KIP-588);
 /// older versions only know INVALID_PRODUCER_EPOCH.
 fn fenced_code(code: ErrorCode, version: i16, first_version_with_fenced: i16) -> ErrorCode {
@@ -43,7 +69,7 @@ fn fenced_code(code: ErrorCode, version: i16, first_version_with_fenced: i16) ->
     }
 }
 
-pub fn init_producer_id(
+pub async fn init_producer_id(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: InitProducerIdRequest,
@@ -53,12 +79,17 @@ pub fn init_producer_id(
         .with_producer_epoch(-1);
     if let Some(txn_id) = &req.transactional_id {
         let expected = (ctx.version >= 3).then_some((req.producer_id.0, req.producer_epoch));
-        return match broker.txn.init_producer_id(
+        let outcome = broker.txn.init_producer_id(
             broker,
             txn_id.as_str(),
             req.transaction_timeout_ms,
             expected,
-        ) {
+        );
+        let outcome = match outcome {
+            Ok(ids) => replicated(broker, txn_id.as_str()).await.map(|()| ids),
+            Err(code) => Err(code),
+        };
+        return match outcome {
             Ok((pid, epoch)) => resp
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch),
@@ -115,7 +146,7 @@ fn topic_results(
         .collect()
 }
 
-pub fn add_partitions_to_txn(
+pub async fn add_partitions_to_txn(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: AddPartitionsToTxnRequest,
@@ -133,32 +164,43 @@ pub fn add_partitions_to_txn(
                 false,
             )
             .map_err(|c| fenced_code(c, ctx.version, 2));
+        let outcome = match outcome {
+            Ok(codes) => replicated(broker, &req.v3_and_below_transactional_id)
+                .await
+                .map(|()| codes),
+            Err(code) => Err(code),
+        };
         return AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(topic_results(&partitions, &outcome));
     }
     // v4+: a batch of transactions, as brokers send it to verify (KIP-890).
-    let results = req
-        .transactions
-        .iter()
-        .map(|t| {
-            let partitions = flatten(&t.topics);
-            let outcome = broker.txn.add_partitions(
-                broker,
-                &t.transactional_id,
-                t.producer_id.0,
-                t.producer_epoch,
-                &partitions,
-                t.verify_only,
-            );
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in &req.transactions {
+        let partitions = flatten(&t.topics);
+        let mut outcome = broker.txn.add_partitions(
+            broker,
+            &t.transactional_id,
+            t.producer_id.0,
+            t.producer_epoch,
+            &partitions,
+            t.verify_only,
+        );
+        if outcome.is_ok()
+            && !t.verify_only
+            && let Err(code) = replicated(broker, &t.transactional_id).await
+        {
+            outcome = Err(code);
+        }
+        results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
-                .with_topic_results(topic_results(&partitions, &outcome))
-        })
-        .collect();
+                .with_topic_results(topic_results(&partitions, &outcome)),
+        );
+    }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }
 
-pub fn add_offsets_to_txn(
+pub async fn add_offsets_to_txn(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: AddOffsetsToTxnRequest,
@@ -179,6 +221,12 @@ pub fn add_offsets_to_txn(
         &[(OFFSETS_TOPIC.to_string(), p)],
         false,
     );
+    let outcome = match outcome {
+        Ok(codes) => replicated(broker, &req.transactional_id)
+            .await
+            .map(|()| codes),
+        Err(code) => Err(code),
+    };
     let code = match outcome {
         Ok(codes) => codes.first().map_or(ErrorCode::None, |c| c.1),
         Err(code) => fenced_code(code, ctx.version, 2),
@@ -186,18 +234,23 @@ pub fn add_offsets_to_txn(
     AddOffsetsToTxnResponse::default().with_error_code(code.code())
 }
 
-pub fn end_txn(
+pub async fn end_txn(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: EndTxnRequest,
 ) -> EndTxnResponse {
-    let code = match broker.txn.end_txn(
+    let outcome = broker.txn.end_txn(
         broker,
         &req.transactional_id,
         req.producer_id.0,
         req.producer_epoch,
         req.committed,
-    ) {
+    );
+    let outcome = match outcome {
+        Ok(()) => replicated(broker, &req.transactional_id).await,
+        Err(code) => Err(code),
+    };
+    let code = match outcome {
         Ok(()) => ErrorCode::None,
         Err(code) => fenced_code(code, ctx.version, 2),
     };
@@ -220,6 +273,7 @@ pub fn txn_offset_commit(
     .ensure_topic();
     let offsets_partition = crate::group::persistence::partition_for(&group, partitions);
     let mut code = match broker.txn.partition_in_txn(
+        broker,
         req.producer_id.0,
         req.producer_epoch,
         OFFSETS_TOPIC,

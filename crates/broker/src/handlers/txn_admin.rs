@@ -198,7 +198,6 @@ pub fn write_txn_markers(
     _ctx: &RequestContext<'_>,
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
-    let now = now_ms();
     let markers = req
         .markers
         .into_iter()
@@ -217,25 +216,10 @@ pub fn write_txn_markers(
                         .partition_indexes
                         .iter()
                         .map(|&p| {
-                            let code = match broker.replicas.get(&t.name.0, p) {
-                                None => ErrorCode::UnknownTopicOrPartition.code(),
-                                Some(partition) => match partition.log.append_marker(
-                                    &marker,
-                                    partition.leader_epoch(),
-                                    now,
-                                ) {
-                                    Ok(_) => {
-                                        broker.on_txn_marker(
-                                            &t.name.0,
-                                            p,
-                                            marker.producer_id,
-                                            marker.commit,
-                                        );
-                                        0
-                                    }
-                                    Err(e) => e.kafka_error_code(),
-                                },
-                            };
+                            let code =
+                                crate::txn::markers::append_local(broker, &t.name.0, p, &marker)
+                                    .err()
+                                    .unwrap_or(0);
                             WritableTxnMarkerPartitionResult::default()
                                 .with_partition_index(p)
                                 .with_error_code(code)

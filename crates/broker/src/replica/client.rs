@@ -21,7 +21,7 @@ impl LeaderConnection {
     pub async fn connect(
         host: &str,
         port: u16,
-        node_id: i32,
+        client_id: &str,
         timeout: Duration,
         max_response_bytes: usize,
     ) -> Result<LeaderConnection, String> {
@@ -33,7 +33,7 @@ impl LeaderConnection {
         Ok(LeaderConnection {
             stream,
             correlation: 0,
-            client_id: StrBytes::from_string(format!("strom-replica-fetcher-{node_id}")),
+            client_id: StrBytes::from_string(client_id.to_string()),
             timeout,
             max_response_bytes,
         })

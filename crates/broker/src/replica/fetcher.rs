@@ -131,7 +131,7 @@ impl ReplicaFetcherManager {
 }
 
 /// The host and port of `leader`'s inter-broker listener in the current image.
-fn leader_endpoint(broker: &Broker, leader: i32) -> Result<(String, u16), String> {
+pub(crate) fn leader_endpoint(broker: &Broker, leader: i32) -> Result<(String, u16), String> {
     let image = broker.metadata.image();
     let meta = image
         .brokers
@@ -167,7 +167,7 @@ async fn run(broker: Arc<Broker>, leader: i32, shared: Arc<Shared>) {
                         LeaderConnection::connect(
                             &host,
                             port,
-                            broker.node_id(),
+                            &format!("strom-replica-fetcher-{}", broker.node_id()),
                             Duration::from_millis(config.socket_timeout_ms),
                             config.fetch_response_max_bytes as usize + (1 << 20),
                         )
@@ -492,12 +492,26 @@ async fn fetch(
                 }
             }
             p.update_follower_high_watermark(pd.high_watermark);
+            follow_log_start(p, pd.log_start_offset);
         }
     }
     if appended {
         broker.notify_appended();
     }
     Ok(pause)
+}
+
+/// Moves the follower's log start up to the leader's (DeleteRecords, retention on the leader),
+/// never past its own high watermark, so deleted records stay deleted after a failover.
+fn follow_log_start(p: &Partition, leader_log_start: i64) {
+    let hw = p.high_watermark();
+    let target = leader_log_start.min(hw);
+    if target <= p.log.log_start_offset() {
+        return;
+    }
+    if let Err(e) = p.log.delete_records_before(target, hw) {
+        tracing::debug!(topic = %p.topic, partition = p.index, target, error = %e, "following the leader's log start failed");
+    }
 }
 
 /// Drops batches wholly below the log end (a leader answers with the batch holding the fetch

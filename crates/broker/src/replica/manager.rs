@@ -148,6 +148,7 @@ impl ReplicaManager {
             }
         }
         self.move_group_coordination(broker, image);
+        broker.txn.follow_leaders(broker, image);
     }
 
     /// In a cluster the group coordinator holds the groups of exactly the `__consumer_offsets`

@@ -7,9 +7,9 @@
 //! `MetadataStore::alter_partition`), the high-watermark checkpoints. Must not touch: segment
 //! files (only through `strom_log::Log`) or the metadata image (only through `MetadataStore`).
 
-mod client;
+pub(crate) mod client;
 pub mod config;
-mod fetcher;
+pub(crate) mod fetcher;
 mod manager;
 mod partition;
 
@@ -109,5 +109,53 @@ async fn checkpoint_loop(broker: Arc<Broker>, interval_ms: u64) {
             }
         })
         .await;
+    }
+}
+
+/// Why a coordinator's write was not replicated in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReplicated {
+    /// This node no longer leads the partition.
+    NotLeader,
+    /// The in-sync replicas did not catch up before the deadline.
+    TimedOut,
+}
+
+/// Waits until the high watermark of `topic`-`partition` passes its log end as it is now, so a
+/// write a coordinator just made survives the loss of this node (Kafka appends coordinator
+/// records with acks=all). Returns at once on a single node.
+pub async fn await_replicated(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(), NotReplicated> {
+    if !broker.config.is_cluster() {
+        return Ok(());
+    }
+    let Some(partition) = broker.replicas.get(topic, partition) else {
+        return Err(NotReplicated::NotLeader);
+    };
+    let required = partition.log.log_end_offset();
+    let mut appended = broker.subscribe_appended();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        appended.borrow_and_update();
+        if !partition.is_leader() {
+            return Err(NotReplicated::NotLeader);
+        }
+        // A single-replica ISR advances the high watermark on its own next check.
+        if partition.maybe_increment_high_watermark() {
+            broker.notify_appended();
+        }
+        if partition.high_watermark() >= required {
+            return Ok(());
+        }
+        if tokio::time::timeout_at(deadline, appended.changed())
+            .await
+            .is_err()
+        {
+            return Err(NotReplicated::TimedOut);
+        }
     }
 }

@@ -3,8 +3,15 @@
 //! internal topic `__transaction_state` before anything is answered.
 //!
 //! One lock guards every transactional id: transaction control requests are rare next to
-//! produce traffic, and the lock keeps the prepare/markers/complete sequence atomic.
+//! produce traffic, and the lock keeps the prepare/markers/complete sequence atomic. Markers
+//! for partitions led by other brokers go out in the background (`markers`); the id stays in
+//! its Prepare state, answering CONCURRENT_TRANSACTIONS, until they are all written.
+//!
+//! In a cluster the coordinator holds the ids of exactly the `__transaction_state` partitions
+//! led here (`follow_leaders`), loading them from the local replica when it becomes their
+//! leader and finishing any transaction its predecessor left prepared.
 
+use super::markers::{self, MarkerJob};
 use super::metadata::{self, TransactionMetadata, TransactionState};
 use crate::broker::Broker;
 use crate::error::ErrorCode;
@@ -16,7 +23,9 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use strom_log::TxnMarker;
+use strom_meta::MetadataImage;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Kafka's `transaction.state.log.num.partitions` default.
@@ -27,6 +36,18 @@ pub const MAX_TIMEOUT_MS: i32 = 900_000;
 pub struct TransactionCoordinator {
     pub(super) txns: Mutex<HashMap<String, TransactionMetadata>>,
     num_partitions: i32,
+    /// Cluster only: the `__transaction_state` partitions whose ids are loaded here (`None`
+    /// until the first metadata image). Locked before, never while holding, `txns`.
+    coordinating: Mutex<Option<BTreeSet<i32>>>,
+}
+
+/// How an end of transaction stands once `complete` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Completion {
+    /// Every marker is written and the Complete state persisted.
+    Done,
+    /// Markers for other brokers' partitions are on their way; the id stays prepared.
+    MarkersPending,
 }
 
 /// Each partition of an AddPartitionsToTxn with its outcome.
@@ -40,6 +61,7 @@ impl Default for TransactionCoordinator {
         TransactionCoordinator {
             txns: Mutex::new(HashMap::new()),
             num_partitions: DEFAULT_NUM_PARTITIONS,
+            coordinating: Mutex::new(None),
         }
     }
 }
@@ -60,72 +82,144 @@ fn check_producer(
 
 impl TransactionCoordinator {
     /// Rebuild the state from `__transaction_state` and finish what a crash interrupted: a
-    /// transaction caught between prepare and complete gets its markers now.
-    pub fn load(&self, broker: &Broker) {
+    /// transaction caught between prepare and complete gets its markers now. A cluster node
+    /// loads partitions as it becomes their leader instead (`follow_leaders`).
+    pub fn load(&self, broker: &Arc<Broker>) {
+        if broker.config.is_cluster() {
+            return;
+        }
         let image = broker.metadata.image();
         let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else {
             return;
         };
-        let mut latest: BTreeMap<String, Option<TransactionMetadata>> = BTreeMap::new();
+        let mut latest = BTreeMap::new();
         for p in &topic.partitions {
-            let Some(partition) = broker.replicas.get(TRANSACTION_STATE_TOPIC, p.partition) else {
-                continue;
-            };
-            let end = partition.log.log_end_offset();
-            let mut offset = partition.log.log_start_offset();
-            while offset < end {
-                let slice = match partition.log.read(offset, 1 << 20, end, true) {
-                    Ok(s) if !s.records.is_empty() => s,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(partition = p.partition, error = %e, "reading __transaction_state failed");
-                        break;
-                    }
-                };
-                let mut bytes = slice.records.clone();
-                let sets = match RecordBatchDecoder::decode_all(&mut bytes) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(partition = p.partition, error = %e, "decoding __transaction_state failed");
-                        break;
-                    }
-                };
-                let mut next = offset;
-                for set in sets {
-                    for r in set.records {
-                        next = next.max(r.offset + 1);
-                        let Some(id) = r.key.and_then(metadata::decode_key) else {
-                            continue;
-                        };
-                        let meta = r
-                            .value
-                            .and_then(|v| TransactionMetadata::decode_value(id.clone(), v));
-                        latest.insert(id, meta);
-                    }
-                }
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-            }
+            latest.append(&mut read_partition(broker, p.partition));
         }
+        self.adopt(broker, latest);
+    }
+
+    /// Takes over the ids read from the log, completing those left prepared.
+    fn adopt(&self, broker: &Arc<Broker>, latest: BTreeMap<String, Option<TransactionMetadata>>) {
         let mut txns = self.txns.lock();
+        let mut loaded = 0;
         for (id, meta) in latest {
             let Some(mut meta) = meta else { continue };
-            match meta.state {
-                TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
-                    let commit = meta.state == TransactionState::PrepareCommit;
-                    tracing::info!(transactional_id = %id, commit, "completing a transaction interrupted by a restart");
-                    if let Err(code) = self.complete(broker, &mut meta, commit) {
-                        tracing::error!(transactional_id = %id, ?code, "completing transaction failed");
-                    }
+            if let TransactionState::PrepareCommit | TransactionState::PrepareAbort = meta.state {
+                let commit = meta.state == TransactionState::PrepareCommit;
+                tracing::info!(transactional_id = %id, commit, "completing a transaction its coordinator left prepared");
+                if let Err(code) = self.complete(broker, &mut meta, commit) {
+                    tracing::error!(transactional_id = %id, ?code, "completing transaction failed");
                 }
-                _ => {}
             }
             txns.insert(id, meta);
+            loaded += 1;
         }
-        if !txns.is_empty() {
-            tracing::info!(transactions = txns.len(), "loaded transaction state");
+        if loaded > 0 {
+            tracing::info!(transactions = loaded, "loaded transaction state");
+        }
+    }
+
+    /// Leadership of `__transaction_state` partitions moved (cluster only): the ids of a
+    /// partition no longer led here are dropped, those of a newly led one loaded (Kafka's
+    /// onElection / onResignation of the transaction coordinator).
+    pub fn follow_leaders(&self, broker: &Arc<Broker>, image: &MetadataImage) {
+        if !broker.config.is_cluster() {
+            return;
+        }
+        let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else {
+            return;
+        };
+        let n = topic.partitions.len() as i32;
+        let mut coordinating = self.coordinating.lock();
+        let held = coordinating.get_or_insert_with(BTreeSet::new);
+        for m in &topic.partitions {
+            let p = m.partition;
+            let leads = broker
+                .replicas
+                .get(TRANSACTION_STATE_TOPIC, p)
+                .is_some_and(|r| r.is_leader());
+            if leads == held.contains(&p) {
+                continue;
+            }
+            self.txns
+                .lock()
+                .retain(|id, _| crate::group::persistence::partition_for(id, n) != p);
+            if leads {
+                // Held first: marker senders that `adopt` starts check it.
+                held.insert(p);
+                let latest = read_partition(broker, p);
+                tracing::info!(
+                    partition = p,
+                    ids = latest.len(),
+                    "now coordinating this partition's transactional ids"
+                );
+                self.adopt(broker, latest);
+            } else {
+                tracing::info!(
+                    partition = p,
+                    "no longer coordinating this partition's transactional ids"
+                );
+                held.remove(&p);
+            }
+        }
+    }
+
+    /// NOT_COORDINATOR unless this node coordinates `transactional_id` (always, on one node).
+    pub fn check_coordinator(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+    ) -> Result<(), ErrorCode> {
+        if !broker.config.is_cluster() {
+            return Ok(());
+        }
+        let p = crate::group::persistence::partition_for(
+            transactional_id,
+            self.partition_count(broker),
+        );
+        let held = self.coordinating.lock();
+        if held.as_ref().is_some_and(|h| h.contains(&p)) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotCoordinator)
+        }
+    }
+
+    /// The partition count of `__transaction_state` (the hash modulus of transactional ids).
+    fn partition_count(&self, broker: &Broker) -> i32 {
+        broker
+            .metadata
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .map_or(self.num_partitions, |t| t.partitions.len() as i32)
+    }
+
+    /// Every marker of a transaction end has been written (`markers`): the id completes, unless
+    /// it moved on meanwhile (a new coordinator finished it already).
+    pub(super) fn finish_markers(&self, broker: &Broker, job: &MarkerJob) {
+        let mut txns = self.txns.lock();
+        let Some(meta) = txns.get_mut(&job.transactional_id) else {
+            return;
+        };
+        let prepared = if job.marker.commit {
+            TransactionState::PrepareCommit
+        } else {
+            TransactionState::PrepareAbort
+        };
+        if meta.producer_id != job.marker.producer_id
+            || meta.producer_epoch != job.marker.producer_epoch
+            || meta.state != prepared
+        {
+            return;
+        }
+        let mut next = meta.clone();
+        mark_complete(&mut next, job.marker.commit);
+        match self.persist(broker, &next) {
+            Ok(()) => *meta = next,
+            Err(code) => {
+                tracing::warn!(transactional_id = %job.transactional_id, ?code, "persisting a completed transaction failed; its next coordinator completes it")
+            }
         }
     }
 
@@ -174,7 +268,10 @@ impl TransactionCoordinator {
             }
         }
         // Same placement rule as groups in __consumer_offsets: Kafka's abs(String.hashCode) % n.
-        let p = crate::group::persistence::partition_for(transactional_id, self.num_partitions);
+        let p = crate::group::persistence::partition_for(
+            transactional_id,
+            self.partition_count(broker),
+        );
         let Some(partition) = broker.replicas.get(TRANSACTION_STATE_TOPIC, p) else {
             return Err(ErrorCode::CoordinatorNotAvailable);
         };
@@ -222,7 +319,7 @@ impl TransactionCoordinator {
     /// previous producer with the same id and aborting its open transaction.
     pub fn init_producer_id(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
@@ -230,6 +327,7 @@ impl TransactionCoordinator {
         if timeout_ms <= 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Err(ErrorCode::InvalidTransactionTimeout);
         }
+        self.check_coordinator(broker, transactional_id)?;
         let now = now_ms();
         let mut txns = self.txns.lock();
         let mut meta = match txns.get(transactional_id) {
@@ -267,7 +365,16 @@ impl TransactionCoordinator {
                     TransactionState::Ongoing => {
                         // Fence the old producer: its transaction is aborted under a new epoch.
                         self.bump_epoch(broker, &mut meta)?;
-                        self.complete(broker, &mut meta, false)?;
+                        let done = self.complete(broker, &mut meta, false);
+                        let pending = done == Ok(Completion::MarkersPending);
+                        if done.is_ok() {
+                            txns.insert(transactional_id.to_string(), meta.clone());
+                        }
+                        done?;
+                        if pending {
+                            // The producer retries until the abort's markers are written.
+                            return Err(ErrorCode::ConcurrentTransactions);
+                        }
                     }
                     _ => {}
                 }
@@ -304,13 +411,14 @@ impl TransactionCoordinator {
     /// AddPartitionsToTxn (and, with `verify_only`, the v4+ check that they are already in it).
     pub fn add_partitions(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
         verify_only: bool,
     ) -> Result<PartitionResults, ErrorCode> {
+        self.check_coordinator(broker, transactional_id)?;
         let mut txns = self.txns.lock();
         let meta = txns
             .get_mut(transactional_id)
@@ -377,12 +485,13 @@ impl TransactionCoordinator {
     /// EndTxn: prepare (persisted), write the markers, complete (persisted).
     pub fn end_txn(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
     ) -> Result<(), ErrorCode> {
+        self.check_coordinator(broker, transactional_id)?;
         let mut txns = self.txns.lock();
         let meta = txns
             .get_mut(transactional_id)
@@ -393,7 +502,7 @@ impl TransactionCoordinator {
                 let mut next = meta.clone();
                 let result = self.complete(broker, &mut next, commit);
                 *meta = next;
-                result
+                result.map(|_| ())
             }
             // A retry of an end that already happened.
             (TransactionState::CompleteCommit, true) | (TransactionState::CompleteAbort, false) => {
@@ -407,12 +516,14 @@ impl TransactionCoordinator {
     }
 
     /// Prepare, markers, complete. The prepare record makes a crash in between resumable.
+    /// Partitions led here get their markers now; the others through `markers`, after which
+    /// `finish_markers` completes the id.
     fn complete(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         meta: &mut TransactionMetadata,
         commit: bool,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Completion, ErrorCode> {
         if !matches!(
             meta.state,
             TransactionState::PrepareCommit | TransactionState::PrepareAbort
@@ -431,36 +542,41 @@ impl TransactionCoordinator {
             commit,
             coordinator_epoch: 0,
         };
-        let now = now_ms();
+        let mut remote = BTreeSet::new();
         for (topic, p) in &meta.partitions {
-            let Some(partition) = broker.replicas.get(topic, *p) else {
+            match markers::append_local(broker, topic, *p, &marker) {
+                Ok(()) => {}
                 // Deleted since it joined the transaction: nothing to mark.
-                continue;
-            };
-            if let Err(e) = partition
-                .log
-                .append_marker(&marker, partition.leader_epoch(), now)
-            {
-                tracing::error!(topic = %topic, partition = p, error = %e, "writing a transaction marker failed");
-                return Err(ErrorCode::KafkaStorageError);
+                Err(code) if code == ErrorCode::UnknownTopicOrPartition.code() => {}
+                Err(code) if code == ErrorCode::NotLeaderOrFollower.code() => {
+                    remote.insert((topic.clone(), *p));
+                }
+                Err(code) => {
+                    tracing::error!(topic = %topic, partition = p, code, "writing a transaction marker failed");
+                    return Err(ErrorCode::KafkaStorageError);
+                }
             }
-            broker.on_txn_marker(topic, *p, meta.producer_id, commit);
         }
         broker.notify_appended();
-        meta.state = if commit {
-            TransactionState::CompleteCommit
-        } else {
-            TransactionState::CompleteAbort
-        };
-        meta.partitions.clear();
-        meta.start_ms = -1;
-        meta.last_update_ms = now_ms();
-        self.persist(broker, meta)
+        if !remote.is_empty() {
+            markers::spawn(
+                broker,
+                MarkerJob {
+                    transactional_id: meta.transactional_id.clone(),
+                    marker,
+                    partitions: remote,
+                },
+            );
+            return Ok(Completion::MarkersPending);
+        }
+        mark_complete(meta, commit);
+        self.persist(broker, meta)?;
+        Ok(Completion::Done)
     }
 
     /// Abort every transaction open longer than its timeout, fencing its producer with a new
     /// epoch (Kafka does the same, so a late commit from the producer fails).
-    pub fn abort_expired(&self, broker: &Broker) {
+    pub fn abort_expired(&self, broker: &Arc<Broker>) {
         let now = now_ms();
         let mut txns = self.txns.lock();
         for meta in txns.values_mut() {
@@ -474,7 +590,7 @@ impl TransactionCoordinator {
             let mut next = meta.clone();
             let result = self
                 .bump_epoch(broker, &mut next)
-                .and_then(|_| self.complete(broker, &mut next, false));
+                .and_then(|_| self.complete(broker, &mut next, false).map(|_| ()));
             match result {
                 Ok(()) => *meta = next,
                 Err(code) => {
@@ -485,9 +601,12 @@ impl TransactionCoordinator {
     }
 
     /// Whether a transactional batch from this producer may go to this partition: it must have
-    /// been added to the producer's open transaction first.
+    /// been added to the producer's open transaction first. In a cluster a producer whose
+    /// coordinator is another broker is let through: the coordinator checked its
+    /// AddPartitionsToTxn (as Kafka before KIP-890's verification).
     pub fn partition_in_txn(
         &self,
+        broker: &Broker,
         producer_id: i64,
         epoch: i16,
         topic: &str,
@@ -495,6 +614,9 @@ impl TransactionCoordinator {
     ) -> Result<(), ErrorCode> {
         let txns = self.txns.lock();
         let Some(meta) = txns.values().find(|m| m.producer_id == producer_id) else {
+            if broker.config.is_cluster() {
+                return Ok(());
+            }
             return Err(ErrorCode::InvalidProducerIdMapping);
         };
         if epoch < meta.producer_epoch {
@@ -514,4 +636,63 @@ impl TransactionCoordinator {
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
     }
+}
+
+/// The Complete state after every marker of the transaction end is written.
+fn mark_complete(meta: &mut TransactionMetadata, commit: bool) {
+    meta.state = if commit {
+        TransactionState::CompleteCommit
+    } else {
+        TransactionState::CompleteAbort
+    };
+    meta.partitions.clear();
+    meta.start_ms = -1;
+    meta.last_update_ms = now_ms();
+}
+
+/// The latest state of each transactional id in the local replica of `__transaction_state`
+/// partition `index` (`None` for a tombstoned id).
+fn read_partition(broker: &Broker, index: i32) -> BTreeMap<String, Option<TransactionMetadata>> {
+    let mut latest = BTreeMap::new();
+    let Some(partition) = broker.replicas.get(TRANSACTION_STATE_TOPIC, index) else {
+        return latest;
+    };
+    let end = partition.log.log_end_offset();
+    let mut offset = partition.log.log_start_offset();
+    while offset < end {
+        let slice = match partition.log.read(offset, 1 << 20, end, true) {
+            Ok(s) if !s.records.is_empty() => s,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::error!(partition = index, error = %e, "reading __transaction_state failed");
+                break;
+            }
+        };
+        let mut bytes = slice.records.clone();
+        let sets = match RecordBatchDecoder::decode_all(&mut bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(partition = index, error = %e, "decoding __transaction_state failed");
+                break;
+            }
+        };
+        let mut next = offset;
+        for set in sets {
+            for r in set.records {
+                next = next.max(r.offset + 1);
+                let Some(id) = r.key.and_then(metadata::decode_key) else {
+                    continue;
+                };
+                let meta = r
+                    .value
+                    .and_then(|v| TransactionMetadata::decode_value(id.clone(), v));
+                latest.insert(id, meta);
+            }
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    latest
 }

@@ -2,6 +2,7 @@
 
 pub mod coordinator;
 pub mod expiration;
+pub(crate) mod markers;
 pub mod metadata;
 
 pub use coordinator::TransactionCoordinator;
