@@ -83,6 +83,7 @@ pub mod offset_store;
 pub mod properties;
 pub mod rest;
 pub mod rest_forward;
+pub mod simple_header_converter;
 pub mod standalone;
 pub mod topic_creation;
 pub mod transforms;
