@@ -85,6 +85,7 @@ pub mod rest;
 pub mod rest_forward;
 pub mod simple_header_converter;
 pub mod standalone;
+pub mod task_restart;
 pub mod topic_creation;
 pub mod transforms;
 pub mod worker;
