@@ -538,7 +538,7 @@ fn json_type_name(t: SchemaType) -> &'static str {
     }
 }
 
-fn decimal_scale(schema: &Schema) -> Result<i32> {
+pub(crate) fn decimal_scale(schema: &Schema) -> Result<i32> {
     schema
         .parameters
         .as_ref()
@@ -550,7 +550,7 @@ fn decimal_scale(schema: &Schema) -> Result<i32> {
 }
 
 /// The unscaled two's-complement big-endian bytes of a decimal, printed plainly with its scale.
-fn decimal_to_plain(bytes: &[u8], scale: i32) -> Result<String> {
+pub(crate) fn decimal_to_plain(bytes: &[u8], scale: i32) -> Result<String> {
     if bytes.is_empty() || bytes.len() > 16 {
         return Err(ConnectError::Data(format!(
             "Decimal of {} bytes is out of the supported range (1 to 16 bytes)",

@@ -280,47 +280,26 @@ impl StandaloneHerder {
     }
 
     fn start_tasks(&self, name: &str, e: &mut Entry) {
-        let Some(instance) = &e.instance else {
+        if e.instance.is_none() {
             return;
-        };
+        }
         let paused = e.target == TargetState::Paused;
         for (i, tc) in e.task_configs.iter().enumerate() {
-            let handle = match instance {
-                Instance::Source(c) => self.worker.start_source_task(
-                    name,
-                    i,
-                    c.create_task(),
-                    tc.clone(),
-                    &e.config,
-                    paused,
-                ),
-                Instance::Sink(c) => self.worker.start_sink_task(
-                    name,
-                    i,
-                    c.create_task(),
-                    tc.clone(),
-                    &e.config,
-                    paused,
-                ),
-            };
+            let handle = self
+                .worker
+                .start_task(name, i, e.plugin, tc.clone(), &e.config, paused);
             e.tasks.push(handle);
         }
     }
 
     fn start_task(&self, name: &str, e: &mut Entry, id: usize) -> Option<TaskHandle> {
-        let instance = e.instance.as_ref()?;
+        e.instance.as_ref()?;
         let tc = e.task_configs.get(id)?.clone();
         let paused = e.target == TargetState::Paused;
-        Some(match instance {
-            Instance::Source(c) => {
-                self.worker
-                    .start_source_task(name, id, c.create_task(), tc, &e.config, paused)
-            }
-            Instance::Sink(c) => {
-                self.worker
-                    .start_sink_task(name, id, c.create_task(), tc, &e.config, paused)
-            }
-        })
+        Some(
+            self.worker
+                .start_task(name, id, e.plugin, tc, &e.config, paused),
+        )
     }
 
     fn stop_tasks(&self, e: &mut Entry) {

@@ -16,8 +16,9 @@
 //! ```
 //!
 //! Built in: InsertField, ReplaceField, MaskField, ExtractField, HoistField (each `$Key`/`$Value`),
-//! ValueToKey, RegexRouter, TimestampRouter, Filter; predicates TopicNameMatches, HasHeaderKey,
-//! RecordIsTombstone.
+//! ValueToKey, RegexRouter, TimestampRouter, Filter, Flatten, Cast, TimestampConverter,
+//! SetSchemaMetadata (`$Key`/`$Value`), DropHeaders, InsertHeader, HeaderFrom (`$Key`/`$Value`);
+//! predicates TopicNameMatches, HasHeaderKey, RecordIsTombstone.
 
 use std::sync::Arc;
 
@@ -37,7 +38,11 @@ pub trait Predicate: Send + Sync {
 }
 
 mod cast;
+mod drop_headers;
 mod flatten;
+mod header_from;
+mod insert_header;
+mod set_schema_metadata;
 mod timestamp_converter;
 
 const PKG: &str = "org.apache.kafka.connect.transforms.";
@@ -64,6 +69,12 @@ pub const TRANSFORM_CLASSES: &[&str] = &[
     "org.apache.kafka.connect.transforms.Cast$Value",
     "org.apache.kafka.connect.transforms.TimestampConverter$Key",
     "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+    "org.apache.kafka.connect.transforms.SetSchemaMetadata$Key",
+    "org.apache.kafka.connect.transforms.SetSchemaMetadata$Value",
+    "org.apache.kafka.connect.transforms.DropHeaders",
+    "org.apache.kafka.connect.transforms.InsertHeader",
+    "org.apache.kafka.connect.transforms.HeaderFrom$Key",
+    "org.apache.kafka.connect.transforms.HeaderFrom$Value",
 ];
 
 /// The predicate class names strom knows.
@@ -181,6 +192,22 @@ fn required<'a>(props: &'a ConfigMap, key: &str) -> Result<&'a str> {
         })
 }
 
+/// A LIST config that must name at least one item (Kafka's `NonEmptyListValidator`).
+fn required_list(props: &ConfigMap, key: &str) -> Result<Vec<String>> {
+    let raw = props.get(key).ok_or_else(|| {
+        ConnectError::config(format!(
+            "Missing required configuration \"{key}\" which has no default value."
+        ))
+    })?;
+    let items = parse_list(raw);
+    if items.is_empty() {
+        return Err(ConnectError::config(format!(
+            "Invalid value {raw} for configuration {key}: Empty list"
+        )));
+    }
+    Ok(items)
+}
+
 /// Instantiates and configures a transform by class name.
 pub fn new_transform(class: &str, props: &ConfigMap) -> Result<Box<dyn Transformation>> {
     if let Some(side) = side_of(class, "InsertField") {
@@ -241,6 +268,20 @@ pub fn new_transform(class: &str, props: &ConfigMap) -> Result<Box<dyn Transform
         return Ok(Box::new(timestamp_converter::TimestampConverter::new(
             side, props,
         )?));
+    }
+    if let Some(side) = side_of(class, "SetSchemaMetadata") {
+        return Ok(Box::new(set_schema_metadata::SetSchemaMetadata::new(
+            side, props,
+        )?));
+    }
+    if matches_class(class, "DropHeaders") {
+        return Ok(Box::new(drop_headers::DropHeaders::new(props)?));
+    }
+    if matches_class(class, "InsertHeader") {
+        return Ok(Box::new(insert_header::InsertHeader::new(props)?));
+    }
+    if let Some(side) = side_of(class, "HeaderFrom") {
+        return Ok(Box::new(header_from::HeaderFrom::new(side, props)?));
     }
     Err(ConnectError::config(format!(
         "Invalid value {class} for configuration type: Class {class} could not be found. \
@@ -1077,6 +1118,64 @@ mod tests {
             err.to_string().contains("Only Map objects supported"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn header_and_schema_metadata_transforms_by_class_name() {
+        let (schema, s) = user();
+        let chain = TransformChain::from_config(&cfg(&[
+            ("transforms", "meta,tag,toHeader,drop"),
+            (
+                "transforms.meta.type",
+                "org.apache.kafka.connect.transforms.SetSchemaMetadata$Value",
+            ),
+            ("transforms.meta.schema.name", "com.example.User"),
+            (
+                "transforms.tag.type",
+                "org.apache.kafka.connect.transforms.InsertHeader",
+            ),
+            ("transforms.tag.header", "origin"),
+            ("transforms.tag.value.literal", "crm"),
+            ("transforms.toHeader.type", "HeaderFrom$Value"),
+            ("transforms.toHeader.fields", "email"),
+            ("transforms.toHeader.headers", "x-email"),
+            ("transforms.toHeader.operation", "move"),
+            ("transforms.drop.type", "DropHeaders"),
+            ("transforms.drop.headers", "origin"),
+        ]))
+        .expect("chain");
+        let out = chain
+            .apply(record(schema, s))
+            .expect("apply")
+            .expect("kept");
+        let keys: Vec<&str> = out.headers.iter().map(|h| h.key.as_str()).collect();
+        assert_eq!(keys, ["x-email"]);
+        assert_eq!(out.headers[0].value.as_deref(), Some(&b"a@b"[..]));
+        let vs = out.value_schema.expect("schema");
+        assert_eq!(vs.name.as_deref(), Some("com.example.User"));
+        assert!(
+            vs.field_by_name("email").is_none(),
+            "moved out of the value"
+        );
+        for class in [
+            "SetSchemaMetadata$Key",
+            "DropHeaders",
+            "InsertHeader",
+            "HeaderFrom$Key",
+        ] {
+            assert!(
+                TRANSFORM_CLASSES.contains(&format!("{PKG}{class}").as_str()),
+                "{class} listed"
+            );
+        }
+        let err = TransformChain::from_config(&cfg(&[
+            ("transforms", "tag"),
+            ("transforms.tag.type", "InsertHeader"),
+            ("transforms.tag.header", "origin"),
+        ]))
+        .err()
+        .expect("error");
+        assert!(err.to_string().contains("value.literal"), "{err}");
     }
 
     #[test]

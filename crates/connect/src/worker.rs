@@ -10,6 +10,11 @@
 //!
 //! **Sink offsets** are committed to the consumer group `connect-<connector>` after
 //! [`SinkTask::pre_commit`] says what is safe, at the same interval and on stop.
+//!
+//! **Failed tasks** are restarted on their thread with a fresh task instance after the backoff of
+//! their [`RestartPolicy`] (`errors.restart.*`, see [`crate::task_restart`]); each attempt builds
+//! its converters, transforms and Kafka clients anew, so a source task resumes from its committed
+//! offsets and a sink task from its group's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,13 +35,14 @@ use serde::Serialize;
 
 use crate::config_def::{ConfigMap, parse_list};
 use crate::connector::{
-    ConnectRecord, Header, SinkRecord, SinkTask, SinkTaskContext, SourceOffset, SourcePartition,
-    SourceTask, SourceTaskContext, TopicPartition,
+    ConnectRecord, ConnectorFactory, ConnectorPlugin, Header, SinkRecord, SinkTask,
+    SinkTaskContext, SourceOffset, SourcePartition, SourceTask, SourceTaskContext, TopicPartition,
 };
 use crate::converter::{Converter, configured_converter};
 use crate::dead_letter::{DeadLetterQueue, FailedRecord, Stage, TaskErrantReporter};
 use crate::error::{ConnectError, Result};
 use crate::offset_store::{ConnectorOffsetReader, FileOffsetStore, OffsetBackingStore};
+use crate::task_restart::RestartPolicy;
 use crate::transforms::TransformChain;
 use crate::worker_config::WorkerConfig;
 
@@ -64,6 +70,9 @@ pub struct TaskControl {
     stop: AtomicBool,
     paused: AtomicBool,
     status: Mutex<Status>,
+    /// When the current attempt last turned RUNNING, to tell a task that ran for a while from
+    /// one that keeps failing at once.
+    running_since: Mutex<Option<Instant>>,
 }
 
 impl TaskControl {
@@ -75,6 +84,7 @@ impl TaskControl {
                 state: State::Unassigned,
                 trace: None,
             }),
+            running_since: Mutex::new(None),
         })
     }
 
@@ -83,11 +93,15 @@ impl TaskControl {
     }
 
     fn set(&self, state: State, trace: Option<String>) {
-        *self.status.lock() = Status { state, trace };
+        let mut status = self.status.lock();
+        if state == State::Running && status.state != State::Running {
+            *self.running_since.lock() = Some(Instant::now());
+        }
+        *status = Status { state, trace };
     }
 
-    fn fail(&self, id: &str, e: &ConnectError) {
-        tracing::error!(task = id, error = %e, "task failed; it stays FAILED until restarted");
+    /// FAILED, with the error as the trace the REST API shows.
+    fn set_failed(&self, id: &str, e: &ConnectError) {
         self.set(
             State::Failed,
             Some(format!(
@@ -96,10 +110,88 @@ impl TaskControl {
         );
     }
 
+    fn fail(&self, id: &str, e: &ConnectError) {
+        tracing::error!(task = id, error = %e, "task failed; it stays FAILED until restarted");
+        self.set_failed(id, e);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `wait`, waking early for a stop request; false when asked to stop.
+    fn sleep_unless_stopped(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while !self.stop_requested() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
+    }
+
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::SeqCst);
     }
 }
+
+/// Runs a task's attempts on its thread: after a failure the task shows FAILED, waits the
+/// policy's backoff and starts again, until it stops cleanly, is asked to stop, or the policy
+/// gives up (then it stays FAILED until a REST restart).
+fn supervise(
+    ctl: &TaskControl,
+    task_id: &str,
+    policy: &RestartPolicy,
+    mut attempt: impl FnMut() -> Result<()>,
+) {
+    let mut restarts = 0u32;
+    loop {
+        *ctl.running_since.lock() = None;
+        let err = match attempt() {
+            Ok(()) => return ctl.set(State::Unassigned, None),
+            Err(e) => e,
+        };
+        ctl.set_failed(task_id, &err);
+        if ctl.stop_requested() {
+            tracing::error!(task = task_id, error = %err, "task failed while stopping");
+            return;
+        }
+        // A task that ran for the longest backoff before failing is having a new problem, not
+        // the same one again: count from zero, so rare failures never use the attempts up.
+        let ran_for = (*ctl.running_since.lock()).map(|t| t.elapsed());
+        if ran_for.is_some_and(|d| d >= policy.max_backoff) {
+            restarts = 0;
+        }
+        let Some(wait) = policy.backoff(restarts) else {
+            tracing::error!(
+                task = task_id,
+                error = %err,
+                restarts,
+                "task failed; it stays FAILED until restarted over REST"
+            );
+            return;
+        };
+        tracing::error!(
+            task = task_id,
+            error = %err,
+            attempt = restarts + 1,
+            backoff_ms = wait.as_millis() as u64,
+            "task failed; restarting it after the backoff"
+        );
+        if !ctl.sleep_unless_stopped(wait) {
+            return;
+        }
+        restarts += 1;
+        tracing::info!(task = task_id, attempt = restarts, "restarting failed task");
+    }
+}
+
+/// Makes a fresh source task instance for each attempt (Kafka instantiates the task class anew).
+pub type SourceTaskFactory = Box<dyn Fn() -> Box<dyn SourceTask> + Send>;
+/// Makes a fresh sink task instance for each attempt.
+pub type SinkTaskFactory = Box<dyn Fn() -> Box<dyn SinkTask> + Send>;
 
 /// A running task: its control block and thread.
 pub struct TaskHandle {
@@ -212,12 +304,44 @@ impl Worker {
         c
     }
 
+    /// Starts a task of the plugin's kind. Each attempt gets its task from a new, unstarted
+    /// connector instance of the plugin: as in Kafka, where the worker instantiates the task
+    /// class by name, a task depends on its config only, not on its connector's state.
+    pub fn start_task(
+        self: &Arc<Self>,
+        connector: &str,
+        id: usize,
+        plugin: ConnectorPlugin,
+        task_config: ConfigMap,
+        connector_config: &ConfigMap,
+        paused: bool,
+    ) -> TaskHandle {
+        match plugin.factory {
+            ConnectorFactory::Source(f) => self.start_source_task(
+                connector,
+                id,
+                Box::new(move || f().create_task()),
+                task_config,
+                connector_config,
+                paused,
+            ),
+            ConnectorFactory::Sink(f) => self.start_sink_task(
+                connector,
+                id,
+                Box::new(move || f().create_task()),
+                task_config,
+                connector_config,
+                paused,
+            ),
+        }
+    }
+
     /// Starts a source task thread. Set-up errors show as a FAILED task, as in Kafka.
     pub fn start_source_task(
         self: &Arc<Self>,
         connector: &str,
         id: usize,
-        mut task: Box<dyn SourceTask>,
+        new_task: SourceTaskFactory,
         task_config: ConfigMap,
         connector_config: &ConfigMap,
         paused: bool,
@@ -231,27 +355,38 @@ impl Worker {
             .name(format!("task-{name}-{id}"))
             .spawn(move || {
                 let task_id = format!("{name}-{id}");
-                let setup = match worker.setup(&name, id, &cc) {
-                    Ok(s) => s,
+                let policy = match RestartPolicy::from_configs(&worker.config.props, &cc) {
+                    Ok(p) => p,
                     Err(e) => return ctl.fail(&task_id, &e),
                 };
-                task.initialize(SourceTaskContext {
-                    offset_storage_reader: Arc::new(ConnectorOffsetReader {
-                        store: worker.offsets.clone(),
-                        connector: name.clone(),
-                    }),
+                supervise(&ctl, &task_id, &policy, || {
+                    worker.source_attempt(&name, id, new_task(), &task_config, &cc, &ctl)
                 });
-                if let Err(e) = task.start(&task_config) {
-                    return ctl.fail(&task_id, &e);
-                }
-                let result = run_source(&worker, &cc, setup, task.as_mut(), &ctl);
-                task.stop();
-                match result {
-                    Ok(()) => ctl.set(State::Unassigned, None),
-                    Err(e) => ctl.fail(&task_id, &e),
-                }
             });
         spawned(id, control, thread)
+    }
+
+    /// One run of a source task, from set-up to stop; an error fails this attempt.
+    fn source_attempt(
+        &self,
+        name: &str,
+        id: usize,
+        mut task: Box<dyn SourceTask>,
+        task_config: &ConfigMap,
+        cc: &ConfigMap,
+        ctl: &TaskControl,
+    ) -> Result<()> {
+        let setup = self.setup(name, id, cc)?;
+        task.initialize(SourceTaskContext {
+            offset_storage_reader: Arc::new(ConnectorOffsetReader {
+                store: self.offsets.clone(),
+                connector: name.to_string(),
+            }),
+        });
+        task.start(task_config)?;
+        let result = run_source(self, cc, setup, task.as_mut(), ctl);
+        task.stop();
+        result
     }
 
     /// Starts a sink task thread.
@@ -259,7 +394,7 @@ impl Worker {
         self: &Arc<Self>,
         connector: &str,
         id: usize,
-        mut task: Box<dyn SinkTask>,
+        new_task: SinkTaskFactory,
         task_config: ConfigMap,
         connector_config: &ConfigMap,
         paused: bool,
@@ -273,47 +408,46 @@ impl Worker {
             .name(format!("task-{name}-{id}"))
             .spawn(move || {
                 let task_id = format!("{name}-{id}");
-                let setup = match worker.setup(&name, id, &cc) {
-                    Ok(s) => s,
+                let policy = match RestartPolicy::from_configs(&worker.config.props, &cc) {
+                    Ok(p) => p,
                     Err(e) => return ctl.fail(&task_id, &e),
                 };
-                // errors.tolerance=all: a dead letter queue (if named) and a reporter for the task.
-                let dlq = match DeadLetterQueue::from_config(
-                    &worker.client_config("producer", &cc),
-                    &cc,
-                    &name,
-                    id,
-                ) {
-                    Ok(d) => d.map(Arc::new),
-                    Err(e) => return ctl.fail(&task_id, &e),
-                };
-                let mut context = SinkTaskContext::default();
-                if setup.tolerate_errors {
-                    match worker.setup(&name, id, &cc) {
-                        Ok(s) => {
-                            context.errant_record_reporter =
-                                Some(Arc::new(TaskErrantReporter::new(
-                                    dlq.clone(),
-                                    s.key_converter,
-                                    s.value_converter,
-                                    task_id.clone(),
-                                )));
-                        }
-                        Err(e) => return ctl.fail(&task_id, &e),
-                    }
-                }
-                task.initialize(context);
-                if let Err(e) = task.start(&task_config) {
-                    return ctl.fail(&task_id, &e);
-                }
-                let result = run_sink(&worker, &cc, setup, task.as_mut(), &ctl, dlq.as_deref());
-                task.stop();
-                match result {
-                    Ok(()) => ctl.set(State::Unassigned, None),
-                    Err(e) => ctl.fail(&task_id, &e),
-                }
+                supervise(&ctl, &task_id, &policy, || {
+                    worker.sink_attempt(&name, id, new_task(), &task_config, &cc, &ctl)
+                });
             });
         spawned(id, control, thread)
+    }
+
+    /// One run of a sink task, from set-up to stop; an error fails this attempt.
+    fn sink_attempt(
+        &self,
+        name: &str,
+        id: usize,
+        mut task: Box<dyn SinkTask>,
+        task_config: &ConfigMap,
+        cc: &ConfigMap,
+        ctl: &TaskControl,
+    ) -> Result<()> {
+        let setup = self.setup(name, id, cc)?;
+        // errors.tolerance=all: a dead letter queue (if named) and a reporter for the task.
+        let dlq = DeadLetterQueue::from_config(&self.client_config("producer", cc), cc, name, id)?
+            .map(Arc::new);
+        let mut context = SinkTaskContext::default();
+        if setup.tolerate_errors {
+            let s = self.setup(name, id, cc)?;
+            context.errant_record_reporter = Some(Arc::new(TaskErrantReporter::new(
+                dlq.clone(),
+                s.key_converter,
+                s.value_converter,
+                format!("{name}-{id}"),
+            )));
+        }
+        task.initialize(context);
+        task.start(task_config)?;
+        let result = run_sink(self, cc, setup, task.as_mut(), ctl, dlq.as_deref());
+        task.stop();
+        result
     }
 }
 

@@ -8,7 +8,7 @@ use crate::error::{ConnectError, Result};
 
 /// The worker config keys strom reads, with Kafka's defaults and docs.
 pub fn worker_config_def() -> ConfigDef {
-    ConfigDef::new()
+    let def = ConfigDef::new()
         .define(
             "bootstrap.servers",
             ConfigType::List,
@@ -99,7 +99,8 @@ pub fn worker_config_def() -> ConfigDef {
             Some(""),
             Importance::Low,
             "Accepted for compatibility and ignored: strom's plugins are compiled in.",
-        )
+        );
+    crate::task_restart::define_keys(def, true, None)
 }
 
 /// A parsed worker configuration.

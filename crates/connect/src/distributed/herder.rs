@@ -420,16 +420,9 @@ impl DistributedHerder {
             }
         };
         let paused = target == TargetState::Paused;
-        let handle = match plugin.instantiate() {
-            Instance::Source(c) => {
-                self.worker
-                    .start_source_task(name, id, c.create_task(), tc.clone(), cc, paused)
-            }
-            Instance::Sink(c) => {
-                self.worker
-                    .start_sink_task(name, id, c.create_task(), tc.clone(), cc, paused)
-            }
-        };
+        let handle = self
+            .worker
+            .start_task(name, id, plugin, tc.clone(), cc, paused);
         let old = self
             .local
             .lock()
