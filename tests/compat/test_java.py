@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, SCRIPTS
+from conftest import ROOT, SCRIPTS, TARGET
 from util import consume_range, create_topic
 
 JAVA_TIMEOUT = 120
@@ -212,3 +212,34 @@ def test_java_transactional_and_producer_ids_expire(server_factory, topic, java_
     assert out["idempotent_send_after"] == {"code": 0, "error": None}
     assert out["latest_1"] == 6
     assert out["new_producer_id"] is True and out["new_epoch"] == 0
+
+
+def test_java_transaction_protocol_v2(server, topic, java_classpath):
+    """Kafka 4's transaction protocol v2 (KIP-890): the Java producer sees transaction.version 2
+    finalized, so it sends no AddPartitionsToTxn or AddOffsetsToTxn (the partition leader and the
+    group coordinator add them), and every EndTxn bumps its epoch, which describeTransactions shows."""
+    create_topic(server.bootstrap, topic, 1)
+    out = run_java(java_classpath, "txn-protocol", server.bootstrap, topic, f"{topic}-group", f"{topic}-txn")
+    if os.environ.get("COMPAT_DUMP"):
+        print(json.dumps(out, indent=1))
+    assert out["transaction_version"] == 2
+    e0 = out["epochs"][0]
+    assert out["epochs"] == [e0, e0 + 1, e0 + 2, e0 + 3]
+    assert out["state"] == "CompleteCommit"
+    assert out["group_offset"] == 7
+    assert out["read_committed"] == ["c1-0", "c1-1", "c1-2", "c2-0", "c2-1"]
+
+
+def test_java_transaction_protocol_v1_when_configured(server_factory, topic, java_classpath):
+    """transaction.version=1 (as a Kafka cluster formatted with it): the same program runs on
+    protocol v1, adding partitions itself, and the epoch stays."""
+    if TARGET != "strom":
+        pytest.skip("strom's transaction.version setting; Kafka sets it when formatting")
+    srv = server_factory({"transaction.version": "1"})
+    create_topic(srv.bootstrap, topic, 1)
+    out = run_java(java_classpath, "txn-protocol", srv.bootstrap, topic, f"{topic}-group", f"{topic}-txn")
+    assert out["transaction_version"] == 1
+    e0 = out["epochs"][0]
+    assert out["epochs"] == [e0] * 4
+    assert out["group_offset"] == 7
+    assert out["read_committed"] == ["c1-0", "c1-1", "c1-2", "c2-0", "c2-1"]

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from cluster import cluster_factory  # noqa: F401  (pytest fixture)
+from test_java import java_classpath  # noqa: F401  (pytest fixture)
 from util import OP_TIMEOUT, admin, consume_all
 
 PARTITIONS = 6
@@ -179,3 +180,18 @@ def test_transaction_survives_sigkill_of_its_coordinator(cluster_factory):
     last = write(p, "txk", "rejoined")
     p.commit_transaction(OP_TIMEOUT)
     assert committed_values(c.bootstrap, "txk") == sorted(first + during + after + last)
+
+
+def test_java_transaction_protocol_v2_on_a_cluster(cluster_factory, java_classpath):
+    """The Java producer on protocol v2 against three brokers: partition leaders and the group
+    coordinator add the partitions at the transaction coordinator, wherever it runs."""
+    from test_java import run_java
+
+    c = cluster_factory(n=3)
+    create(c.bootstrap, "txj", 1, rf=3)
+    out = run_java(java_classpath, "txn-protocol", c.bootstrap, "txj", "txj-group", f"txj-{uuid.uuid4()}")
+    assert out["transaction_version"] == 2
+    e0 = out["epochs"][0]
+    assert out["epochs"] == [e0, e0 + 1, e0 + 2, e0 + 3]
+    assert out["group_offset"] == 7
+    assert out["read_committed"] == ["c1-0", "c1-1", "c1-2", "c2-0", "c2-1"]

@@ -74,4 +74,20 @@ mod tests {
         );
         assert_eq!(s.remove_expired(6_000, i64::MAX), 0);
     }
+
+    /// Transaction protocol v2: the marker bumps the epoch, which drops the cached batches; the
+    /// producer must still expire, counted from the marker.
+    #[test]
+    fn producers_known_from_an_epoch_bumping_marker_expire_from_it() {
+        let mut s = ProducerStateManager::new();
+        s.update(&header(1, 0, 1_000, true));
+        let mut marker = header(1, -1, 3_000, true);
+        marker.attributes |= 0x20; // control
+        marker.producer_epoch = 1;
+        assert!(s.complete_txn(&marker, true).is_some());
+        assert_eq!(s.active_producers()[0].last_timestamp, 3_000);
+        assert_eq!(s.remove_expired(4_000, 2_000), 0, "the marker is recent");
+        assert_eq!(s.remove_expired(6_000, 2_000), 1);
+        assert!(s.is_empty());
+    }
 }

@@ -18,7 +18,9 @@ use crate::error::{LogError, Result};
 /// Kafka keeps the last five batches per producer: the most a producer has in flight.
 pub const MAX_CACHED_BATCHES: usize = 5;
 const SNAPSHOT_SUFFIX: &str = "snapshot";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+/// SPS3 added each producer's last timestamp; SPS2 snapshots are still read.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS3";
+const SNAPSHOT_MAGIC_V2: &[u8; 4] = b"SPS2";
 const NO_EPOCH: i16 = -1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,10 @@ struct ProducerEntry {
     batches: VecDeque<BatchMetadata>,
     /// Offset of the first batch of the producer's open transaction.
     current_txn_first_offset: Option<i64>,
+    /// Timestamp of its last batch or transaction marker (-1: none), which
+    /// `producer.id.expiration.ms` counts from. Markers count too: with transaction protocol v2
+    /// every marker bumps the epoch, which empties `batches`.
+    last_timestamp: i64,
 }
 
 /// What DescribeProducers shows of one producer on a partition.
@@ -167,7 +173,7 @@ impl ProducerStateManager {
                 producer_id: *pid,
                 producer_epoch: e.epoch,
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
-                last_timestamp: e.batches.back().map_or(-1, |b| b.timestamp),
+                last_timestamp: e.last_timestamp,
                 current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
             })
             .collect();
@@ -183,11 +189,18 @@ impl ProducerStateManager {
     /// Record a transaction marker written at `h.base_offset`; returns the transaction it closed
     /// (none when the producer had no open transaction, e.g. an abort of an empty one).
     pub fn complete_txn(&mut self, h: &BatchHeader, commit: bool) -> Option<CompletedTxn> {
-        let entry = self.producers.entry(h.producer_id).or_default();
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                last_timestamp: -1,
+                ..ProducerEntry::default()
+            });
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = entry.last_timestamp.max(h.max_timestamp);
         let first = entry.current_txn_first_offset.take()?;
         self.ongoing.remove(&first);
         Some(CompletedTxn {
@@ -204,7 +217,7 @@ impl ProducerStateManager {
         let before = self.producers.len();
         self.producers.retain(|_, e| {
             keep(
-                e.batches.back().map(|b| b.timestamp),
+                (e.last_timestamp >= 0).then_some(e.last_timestamp),
                 e.current_txn_first_offset.is_some(),
             )
         });
@@ -230,7 +243,9 @@ impl ProducerStateManager {
                 epoch: h.producer_epoch,
                 batches: VecDeque::new(),
                 current_txn_first_offset: None,
+                last_timestamp: -1,
             });
+        entry.last_timestamp = h.max_timestamp;
         if h.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(h.base_offset);
             self.ongoing.insert(h.base_offset, h.producer_id);
@@ -260,6 +275,7 @@ impl ProducerStateManager {
             buf.extend_from_slice(&pid.to_be_bytes());
             buf.extend_from_slice(&entry.epoch.to_be_bytes());
             buf.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+            buf.extend_from_slice(&entry.last_timestamp.to_be_bytes());
             buf.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 buf.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -333,9 +349,14 @@ fn list_snapshots(dir: &Path) -> Result<Vec<i64>> {
 }
 
 fn parse_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
-    if bytes.len() < 12 || &bytes[..4] != SNAPSHOT_MAGIC {
+    if bytes.len() < 12 {
         return None;
     }
+    let with_timestamps = match &bytes[..4] {
+        m if m == SNAPSHOT_MAGIC => true,
+        m if m == SNAPSHOT_MAGIC_V2 => false,
+        _ => return None,
+    };
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
         return None;
@@ -349,6 +370,11 @@ fn parse_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
         let epoch = r.i16()?;
         let txn_first = r.i64()?;
         let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
+        let stored_timestamp = if with_timestamps {
+            Some(r.i64()?)
+        } else {
+            None
+        };
         if let Some(first) = current_txn_first_offset {
             ongoing.insert(first, pid);
         }
@@ -363,12 +389,15 @@ fn parse_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
                 timestamp: r.i64()?,
             });
         }
+        let last_timestamp =
+            stored_timestamp.unwrap_or_else(|| batches.back().map_or(-1, |b| b.timestamp));
         producers.insert(
             pid,
             ProducerEntry {
                 epoch,
                 batches,
                 current_txn_first_offset,
+                last_timestamp,
             },
         );
     }

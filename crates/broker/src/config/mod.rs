@@ -39,6 +39,10 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
+    /// `transaction.version`: the finalized level of Kafka's feature of that name (what
+    /// `kafka-storage format --feature transaction.version=N` sets). 2 offers Kafka 4's
+    /// transaction protocol v2 (KIP-890) to clients that speak it; 0 or 1 keeps every client on v1.
+    pub transaction_version: i16,
     pub auto_create_topics_enable: bool,
     pub log_segment_bytes: u64,
     pub log_roll_ms: i64,
@@ -93,6 +97,7 @@ impl Default for BrokerConfig {
             log_dirs: vec![PathBuf::from("./strom-data")],
             num_partitions: 1,
             default_replication_factor: 1,
+            transaction_version: 2,
             auto_create_topics_enable: true,
             log_segment_bytes: 1024 * 1024 * 1024,
             log_roll_ms: 168 * 60 * 60 * 1000,
@@ -224,6 +229,7 @@ impl BrokerConfig {
                 "default.replication.factor" => {
                     c.default_replication_factor = parse_int(&key, v, 1, i16::MAX as i64)? as i16
                 }
+                "transaction.version" => c.transaction_version = parse_int(&key, v, 0, 2)? as i16,
                 "auto.create.topics.enable" => c.auto_create_topics_enable = parse_bool(&key, v)?,
                 "log.segment.bytes" => {
                     c.log_segment_bytes = parse_int(&key, v, 14, i32::MAX as i64)? as u64
@@ -522,6 +528,15 @@ mod tests {
     fn invalid_values_name_the_key() {
         let err = load(&[("num.partitions", "zero")]).expect_err("bad int");
         assert!(err.to_string().contains("num.partitions"), "{err}");
+        for (key, value) in [
+            ("transaction.version", "3"),
+            ("offsets.topic.replication.factor", "0"),
+            ("transaction.state.log.replication.factor", "x"),
+        ] {
+            let err = load(&[(key, value)]).expect_err("out of range");
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        assert_eq!(load(&[]).expect("defaults").transaction_version, 2);
         let err = load(&[("auto.create.topics.enable", "yes")]).expect_err("bad bool");
         assert!(
             err.to_string().contains("auto.create.topics.enable"),

@@ -1,10 +1,23 @@
-//! ApiVersions: what this broker speaks, and the KIP-511 fallback for versions it does not.
+//! ApiVersions: what this broker speaks, its features (KIP-584; `transaction.version`, which
+//! decides whether Kafka 4 clients use transaction protocol v2), and the KIP-511 fallback for
+//! versions it does not.
 
 use super::{RequestContext, SUPPORTED};
+use crate::broker::Broker;
 use crate::error::ErrorCode;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
-use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::protocol::StrBytes;
+
+/// Kafka's feature name for the transaction protocol level.
+pub const TRANSACTION_VERSION: &str = "transaction.version";
+/// The highest `transaction.version` strom implements (2: KIP-890's protocol v2).
+const MAX_TRANSACTION_VERSION: i16 = 2;
+/// Features never change while a broker runs, so one epoch serves (clients only compare them).
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED
@@ -18,8 +31,29 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVersionsResponse {
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    req: ApiVersionsRequest,
+) -> ApiVersionsResponse {
     let mut resp = ApiVersionsResponse::default().with_api_keys(api_keys());
+    if ctx.version >= 3 {
+        let name = StrBytes::from_static_str(TRANSACTION_VERSION);
+        resp.supported_features = vec![
+            SupportedFeatureKey::default()
+                .with_name(name.clone())
+                .with_min_version(0)
+                .with_max_version(MAX_TRANSACTION_VERSION),
+        ];
+        let level = broker.config.transaction_version;
+        resp.finalized_features_epoch = FINALIZED_FEATURES_EPOCH;
+        resp.finalized_features = vec![
+            FinalizedFeatureKey::default()
+                .with_name(name)
+                .with_min_version_level(level)
+                .with_max_version_level(level),
+        ];
+    }
     // v3+ clients name themselves; Kafka refuses names outside its pattern with INVALID_REQUEST.
     if ctx.version >= 3
         && (!valid_software_field(&req.client_software_name)

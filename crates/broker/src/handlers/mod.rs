@@ -22,6 +22,7 @@ mod produce_errors;
 mod sasl;
 mod txn;
 mod txn_admin;
+mod txn_verification;
 
 use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -191,9 +192,9 @@ pub async fn handle(
         conn,
     };
     let response = match request {
-        RequestKind::ApiVersions(r) => {
-            Some(ResponseKind::ApiVersions(api_versions::handle(&ctx, r)))
-        }
+        RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api_versions::handle(
+            broker, &ctx, r,
+        ))),
         RequestKind::Metadata(r) => Some(ResponseKind::Metadata(metadata::handle(broker, &ctx, r))),
         RequestKind::Produce(r) => produce::handle(broker, &ctx, r)
             .await
@@ -255,7 +256,7 @@ pub async fn handle(
             txn::add_offsets_to_txn(broker, &ctx, r).await,
         )),
         RequestKind::TxnOffsetCommit(r) => Some(ResponseKind::TxnOffsetCommit(
-            txn::txn_offset_commit(broker, &ctx, r),
+            txn::txn_offset_commit(broker, &ctx, r).await,
         )),
         RequestKind::EndTxn(r) => Some(ResponseKind::EndTxn(txn::end_txn(broker, &ctx, r).await)),
         RequestKind::FindCoordinator(r) => Some(ResponseKind::FindCoordinator(

@@ -4,11 +4,13 @@
 //! fires when a follower's fetch or an ISR change moves a high watermark), or at the request's
 //! `timeout_ms` with REQUEST_TIMED_OUT.
 
+use super::txn_verification::{Verification, for_producer, uses_transaction_v2, verify};
 use super::{RequestContext, now_ms};
 use crate::broker::Broker;
 use crate::error::ErrorCode;
 use crate::replica::Partition;
 use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::LeaderIdAndEpoch;
 use kafka_protocol::messages::produce_response::{
@@ -16,30 +18,76 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_log::BatchHeader;
 
-/// A transactional batch may only go to a partition its producer added to its open
-/// transaction (AddPartitionsToTxn), and only from the producer's current epoch.
-fn check_transactional(
-    broker: &Broker,
-    partition: &Partition,
-    records: &[u8],
-) -> Result<(), ErrorCode> {
-    let Ok(header) = BatchHeader::parse(records) else {
-        return Ok(()); // the log's validation answers malformed batches
-    };
-    if !header.is_transactional() {
-        return Ok(());
+/// The first transactional batch of a transaction in each partition led here, checked with
+/// (transaction protocol v2: added to) its producer's transaction at the coordinator (KIP-890).
+/// Wire error codes by partition; a partition not listed needs no check (no transactional
+/// batch, or its producer's transaction is already open there).
+async fn verify_transactions(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext<'_>,
+    req: &ProduceRequest,
+    image: &strom_meta::MetadataImage,
+) -> HashMap<(String, i32), i16> {
+    let mut producer = None;
+    let mut needed = Vec::new();
+    for topic in &req.topic_data {
+        let meta = if ctx.version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(&topic.name.0)
+        };
+        let Some(meta) = meta else { continue };
+        for pd in &topic.partition_data {
+            // Malformed batches are the log's to answer.
+            let Some(h) = pd.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else {
+                continue;
+            };
+            if !h.is_transactional() {
+                continue;
+            }
+            let Some(partition) = broker.replicas.get(&meta.name, pd.index) else {
+                continue;
+            };
+            if !partition.is_leader() || partition.log.has_ongoing_txn(h.producer_id) {
+                continue;
+            }
+            producer = Some((h.producer_id, h.producer_epoch));
+            needed.push((meta.name.clone(), pd.index));
+        }
     }
-    broker.txn.partition_in_txn(
-        broker,
-        header.producer_id,
-        header.producer_epoch,
-        &partition.topic,
-        partition.index,
-    )
+    let Some((producer_id, producer_epoch)) = producer else {
+        return HashMap::new();
+    };
+    let Some(transactional_id) = req.transactional_id.as_deref() else {
+        // A transactional batch without its transactional id: only this node's view can judge.
+        return needed
+            .into_iter()
+            .map(|(t, p)| {
+                let code = broker
+                    .txn
+                    .partition_in_txn(broker, producer_id, producer_epoch, &t, p)
+                    .err()
+                    .map_or(0, |c| c.code());
+                ((t, p), code)
+            })
+            .collect();
+    };
+    let verification = Verification {
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        add: uses_transaction_v2(broker, ApiKey::Produce, ctx.version),
+    };
+    let mut codes = verify(broker, &verification, &needed).await;
+    for code in codes.values_mut() {
+        *code = for_producer(*code);
+    }
+    codes
 }
 
 /// `None` for acks=0: the client expects no response at all.
@@ -52,6 +100,7 @@ pub async fn handle(
     let uses_topic_ids = ctx.version >= 13;
     let valid_acks = matches!(acks, -1..=1);
     let image = broker.metadata.image();
+    let verified = verify_transactions(broker, ctx, &req, &image).await;
     let now = now_ms();
     let mut appended_any = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -109,10 +158,14 @@ pub async fn handle(
                     )),
                 ))
             } else if let Some(partition) = partition.as_ref() {
+                let refused = verified
+                    .get(&(partition.topic.to_string(), pd.index))
+                    .copied()
+                    .filter(|c| *c != 0);
                 match pd.records {
-                    Some(records) => match check_transactional(broker, partition, &records) {
-                        Err(code) => Err((code.code(), None)),
-                        Ok(()) => {
+                    Some(records) => match refused {
+                        Some(code) => Err((code, None)),
+                        None => {
                             // The request buffer is shared and immutable; offsets are patched
                             // in a copy of the partition's batches (one memcpy, not per record).
                             let mut buf = BytesMut::from(&records[..]);

@@ -3,6 +3,7 @@
 //! The state lives in `txn::TransactionCoordinator`; these handlers translate the wire messages.
 
 use super::RequestContext;
+use super::txn_verification::{Verification, uses_transaction_v2, verify};
 use crate::broker::Broker;
 use crate::error::ErrorCode;
 use crate::group::coordinator::PendingTxnOffset;
@@ -10,7 +11,6 @@ use crate::group::offsets::OffsetAndMetadata;
 use crate::group::{BrokerOffsetsLog, GroupConfig, OFFSETS_TOPIC};
 use crate::handlers::now_ms;
 use crate::txn::coordinator::PartitionResults;
-use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
@@ -29,6 +29,7 @@ use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::{ApiKey, ProducerId};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +41,10 @@ const STATE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 /// (Kafka appends transaction state with acks=all), so an answered step survives the loss of
 /// this node. NOT_COORDINATOR if the leadership moved meanwhile, COORDINATOR_NOT_AVAILABLE at
 /// the timeout (Kafka's mapping of NOT_ENOUGH_REPLICAS and REQUEST_TIMED_OUT here).
-async fn replicated(broker: &Arc<Broker>, transactional_id: &str) -> Result<(), ErrorCode> {
+pub(super) async fn replicated(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+) -> Result<(), ErrorCode> {
     if !broker.config.is_cluster() {
         return Ok(());
     }
@@ -239,27 +243,41 @@ pub async fn end_txn(
     ctx: &RequestContext<'_>,
     req: EndTxnRequest,
 ) -> EndTxnResponse {
+    let v2 = uses_transaction_v2(broker, ApiKey::EndTxn, ctx.version);
     let outcome = broker.txn.end_txn(
         broker,
         &req.transactional_id,
         req.producer_id.0,
         req.producer_epoch,
         req.committed,
+        v2,
     );
     let outcome = match outcome {
-        Ok(()) => replicated(broker, &req.transactional_id).await,
+        Ok(ids) => replicated(broker, &req.transactional_id)
+            .await
+            .map(|()| ids),
         Err(code) => Err(code),
     };
+    let mut resp = EndTxnResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if let Ok((pid, epoch)) = outcome
+        && ctx.version >= 5
+    {
+        // v5 carries the producer's id and epoch for its next transaction.
+        resp.producer_id = ProducerId(pid);
+        resp.producer_epoch = epoch;
+    }
     let code = match outcome {
-        Ok(()) => ErrorCode::None,
+        Ok(_) => ErrorCode::None,
         Err(code) => fenced_code(code, ctx.version, 2),
     };
-    EndTxnResponse::default().with_error_code(code.code())
+    resp.with_error_code(code.code())
 }
 
 /// TxnOffsetCommit: offsets a transactional producer commits for a consumer group, applied when
 /// its transaction commits (send_offsets_to_transaction, the heart of exactly-once pipelines).
-pub fn txn_offset_commit(
+pub async fn txn_offset_commit(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: TxnOffsetCommitRequest,
@@ -272,15 +290,21 @@ pub fn txn_offset_commit(
     }
     .ensure_topic();
     let offsets_partition = crate::group::persistence::partition_for(&group, partitions);
-    let mut code = match broker.txn.partition_in_txn(
-        broker,
-        req.producer_id.0,
-        req.producer_epoch,
-        OFFSETS_TOPIC,
-        offsets_partition,
-    ) {
-        Ok(()) => ErrorCode::None.code(),
-        Err(c) => fenced_code(c, ctx.version, 3).code(),
+    // KIP-890: the coordinator confirms the group's partition is in the transaction; with
+    // transaction protocol v2 (v5+) it adds it, as the client sent no AddOffsetsToTxn.
+    let tp = (OFFSETS_TOPIC.to_string(), offsets_partition);
+    let verification = Verification {
+        transactional_id: &req.transactional_id,
+        producer_id: req.producer_id.0,
+        producer_epoch: req.producer_epoch,
+        add: uses_transaction_v2(broker, ApiKey::TxnOffsetCommit, ctx.version),
+    };
+    let verified = verify(broker, &verification, std::slice::from_ref(&tp)).await;
+    let mut code = match verified.get(&tp).copied().unwrap_or(0) {
+        c if c == ErrorCode::ProducerFenced.code() && ctx.version < 3 => {
+            ErrorCode::InvalidProducerEpoch.code()
+        }
+        c => c,
     };
     if code == 0
         && ctx.version >= 3

@@ -482,7 +482,11 @@ impl TransactionCoordinator {
             .collect())
     }
 
-    /// EndTxn: prepare (persisted), write the markers, complete (persisted).
+    /// EndTxn: prepare (persisted), write the markers, complete (persisted). With transaction
+    /// protocol v2 (`v2`) every end bumps the producer epoch, the markers carry the new epoch
+    /// (fencing any late batch of the ended transaction) and the new id and epoch are returned;
+    /// a retry from the previous epoch of an end that already happened succeeds. An abort of a
+    /// transaction with nothing in it is then allowed too (it only bumps the epoch).
     pub fn end_txn(
         &self,
         broker: &Arc<Broker>,
@@ -490,27 +494,53 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), ErrorCode> {
+        v2: bool,
+    ) -> Result<(i64, i16), ErrorCode> {
+        use TransactionState::*;
         self.check_coordinator(broker, transactional_id)?;
         let mut txns = self.txns.lock();
         let meta = txns
             .get_mut(transactional_id)
             .ok_or(ErrorCode::InvalidProducerIdMapping)?;
-        check_producer(meta, producer_id, epoch)?;
+        if meta.producer_id != producer_id {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        let current = (meta.producer_id, meta.producer_epoch);
+        if v2 && i32::from(epoch) + 1 == i32::from(meta.producer_epoch) {
+            return match (meta.state, commit) {
+                (CompleteCommit, true) | (CompleteAbort, false) => Ok(current),
+                (PrepareCommit, true) | (PrepareAbort, false) => {
+                    Err(ErrorCode::ConcurrentTransactions)
+                }
+                // Ended otherwise meanwhile (a timeout aborted it, or a new producer fenced it).
+                _ => Err(ErrorCode::ProducerFenced),
+            };
+        }
+        if meta.producer_epoch != epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
         match (meta.state, commit) {
-            (TransactionState::Ongoing, _) => {
+            (Ongoing, _) => {
                 let mut next = meta.clone();
+                // At the last epoch the id keeps it; Kafka would move to a new producer id.
+                if v2 && next.producer_epoch < i16::MAX - 1 {
+                    next.producer_epoch += 1;
+                }
                 let result = self.complete(broker, &mut next, commit);
                 *meta = next;
-                result.map(|_| ())
+                result.map(|_| (meta.producer_id, meta.producer_epoch))
+            }
+            (Empty | CompleteCommit | CompleteAbort, false) if v2 => {
+                let mut next = meta.clone();
+                self.bump_epoch(broker, &mut next)?;
+                mark_complete(&mut next, false);
+                self.persist(broker, &next)?;
+                *meta = next;
+                Ok((meta.producer_id, meta.producer_epoch))
             }
             // A retry of an end that already happened.
-            (TransactionState::CompleteCommit, true) | (TransactionState::CompleteAbort, false) => {
-                Ok(())
-            }
-            (TransactionState::PrepareCommit | TransactionState::PrepareAbort, _) => {
-                Err(ErrorCode::ConcurrentTransactions)
-            }
+            (CompleteCommit, true) | (CompleteAbort, false) => Ok(current),
+            (PrepareCommit | PrepareAbort, _) => Err(ErrorCode::ConcurrentTransactions),
             _ => Err(ErrorCode::InvalidTxnState),
         }
     }

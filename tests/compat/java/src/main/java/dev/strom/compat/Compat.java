@@ -69,6 +69,7 @@ public final class Compat {
             case "configs": out = AdminConfigs.run(args[1], args[2]); break;
             case "txn": out = Transactions.run(args[1], args[2], args[3], args[4]); break;
             case "expire": out = Expiry.run(args[1], args[2], args[3], Long.parseLong(args[4])); break;
+            case "txn-protocol": out = TxnProtocol.run(args[1], args[2], args[3], args[4]); break;
             default:
                 System.err.println("unknown mode " + args[0]);
                 System.exit(2);
