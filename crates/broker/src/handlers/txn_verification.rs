@@ -18,9 +18,8 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
 use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnResponse;
 use kafka_protocol::messages::{ApiKey, ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The first AddPartitionsToTxn version with the brokers' batched, verifying form.
 const ADD_PARTITIONS_BROKER_VERSION: i16 = 5;
@@ -144,20 +143,8 @@ async fn remote(
         .map(|p| p.leader)
         .filter(|l| *l >= 0)
         .ok_or_else(|| format!("{TRANSACTION_STATE_TOPIC}-{index} has no leader"))?;
-    let (host, port) = crate::replica::fetcher::leader_endpoint(broker, coordinator)?;
-    let config = crate::replica::ReplicaConfig::from_broker(&broker.config);
-    let mut conn = LeaderConnection::connect(
-        &host,
-        port,
-        &format!("strom-txn-verifier-{}", broker.node_id()),
-        Duration::from_millis(config.socket_timeout_ms),
-        1 << 20,
-    )
-    .await?;
-    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in partitions {
-        topics.entry(t.as_str()).or_default().push(*p);
-    }
+    let mut conn = LeaderConnection::to_broker(broker, coordinator, "txn-verifier").await?;
+    let topics = crate::replica::client::by_topic(partitions);
     let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
         AddPartitionsToTxnTransaction::default()
             .with_transactional_id(TransactionalId(StrBytes::from_string(

@@ -9,6 +9,15 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Partitions grouped by topic, as request bodies list them.
+pub fn by_topic(partitions: &[(String, i32)]) -> std::collections::BTreeMap<&str, Vec<i32>> {
+    let mut topics: std::collections::BTreeMap<&str, Vec<i32>> = std::collections::BTreeMap::new();
+    for (t, p) in partitions {
+        topics.entry(t.as_str()).or_default().push(*p);
+    }
+    topics
+}
+
 pub struct LeaderConnection {
     stream: TcpStream,
     correlation: i32,
@@ -18,6 +27,25 @@ pub struct LeaderConnection {
 }
 
 impl LeaderConnection {
+    /// A connection to broker `node`'s inter-broker listener for a coordinator's request
+    /// (`purpose` names it in the client id), with the replica socket timeout.
+    pub async fn to_broker(
+        broker: &crate::broker::Broker,
+        node: i32,
+        purpose: &str,
+    ) -> Result<LeaderConnection, String> {
+        let (host, port) = super::fetcher::leader_endpoint(broker, node)?;
+        let config = super::ReplicaConfig::from_broker(&broker.config);
+        LeaderConnection::connect(
+            &host,
+            port,
+            &format!("strom-{purpose}-{}", broker.node_id()),
+            Duration::from_millis(config.socket_timeout_ms),
+            1 << 20,
+        )
+        .await
+    }
+
     pub async fn connect(
         host: &str,
         port: u16,

@@ -144,20 +144,8 @@ async fn send(
     marker: &TxnMarker,
     partitions: &[(String, i32)],
 ) -> Result<Vec<(String, i32)>, String> {
-    let (host, port) = crate::replica::fetcher::leader_endpoint(broker, leader)?;
-    let config = crate::replica::ReplicaConfig::from_broker(&broker.config);
-    let mut conn = LeaderConnection::connect(
-        &host,
-        port,
-        &format!("strom-txn-marker-sender-{}", broker.node_id()),
-        Duration::from_millis(config.socket_timeout_ms),
-        1 << 20,
-    )
-    .await?;
-    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in partitions {
-        topics.entry(t.as_str()).or_default().push(*p);
-    }
+    let mut conn = LeaderConnection::to_broker(broker, leader, "txn-marker-sender").await?;
+    let topics = crate::replica::client::by_topic(partitions);
     let req = WriteTxnMarkersRequest::default().with_markers(vec![
         WritableTxnMarker::default()
             .with_producer_id(ProducerId(marker.producer_id))
