@@ -74,6 +74,7 @@ pub mod data;
 pub mod dead_letter;
 pub mod distributed;
 pub mod error;
+pub mod error_handling;
 pub mod herder;
 pub mod herder_api;
 pub mod json;
