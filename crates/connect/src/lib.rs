@@ -84,6 +84,7 @@ pub mod offset_store;
 pub mod properties;
 pub mod rest;
 pub mod rest_forward;
+pub mod rest_openapi;
 pub mod simple_header_converter;
 pub mod standalone;
 pub mod task_restart;
