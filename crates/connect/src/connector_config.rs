@@ -94,6 +94,7 @@ pub fn connector_config_def(kind: ConnectorType) -> ConfigDef {
         )
         .with_validator(Validator::OneOf(vec!["none", "all"]))
         .in_group(ERRORS, "Error Tolerance");
+    def = crate::error_handling::define_keys(def, ERRORS);
     def = crate::task_restart::define_keys(def, false, Some(ERRORS));
     if kind == ConnectorType::Sink {
         def = def

@@ -20,21 +20,24 @@ use crate::converter::Converter;
 use crate::error::{ConnectError, Result};
 
 /// Where a record failed (`ToleranceType` stages, as Kafka names them in the headers).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     KeyConverter,
     ValueConverter,
     Transformation,
     TaskPut,
+    /// Sending a source record to Kafka (with topic creation).
+    KafkaProduce,
 }
 
 impl Stage {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Stage::KeyConverter => "KEY_CONVERTER",
             Stage::ValueConverter => "VALUE_CONVERTER",
             Stage::Transformation => "TRANSFORMATION",
             Stage::TaskPut => "TASK_PUT",
+            Stage::KafkaProduce => "KAFKA_PRODUCE",
         }
     }
 }

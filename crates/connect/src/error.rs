@@ -23,6 +23,11 @@ pub enum ConnectError {
     },
     #[error("{0}")]
     Kafka(String),
+    /// A failure that may pass if the operation is tried again (Kafka's `RetriableException`):
+    /// a connector, converter or transform raises it for what it expects to heal (a database or
+    /// service briefly away), and `errors.retry.timeout` retries such operations.
+    #[error("{0}")]
+    Retriable(String),
 }
 
 impl ConnectError {
@@ -33,6 +38,36 @@ impl ConnectError {
     /// A ConfigException with this message.
     pub fn config(msg: impl Into<String>) -> ConnectError {
         ConnectError::Config(msg.into())
+    }
+    /// A RetriableException with this message.
+    pub fn retriable(msg: impl Into<String>) -> ConnectError {
+        ConnectError::Retriable(msg.into())
+    }
+    /// Whether trying the same operation again may succeed, which `errors.retry.timeout`
+    /// retries: Kafka retries only `RetriableException`; strom also counts I/O and Kafka client
+    /// failures, the kinds that come from something outside the record. Bad data, schemas and
+    /// configs fail the same way every time, so they are never retried.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::Retriable(_) | ConnectError::Io { .. } | ConnectError::Kafka(_)
+        )
+    }
+    /// The same kind of error with `context: ` before its message, so wrapping an error to say
+    /// where it happened does not hide whether it is retriable.
+    pub fn with_context(self, context: &str) -> ConnectError {
+        match self {
+            ConnectError::Data(m) => ConnectError::Data(format!("{context}: {m}")),
+            ConnectError::Schema(m) => ConnectError::Schema(format!("{context}: {m}")),
+            ConnectError::Config(m) => ConnectError::Config(format!("{context}: {m}")),
+            ConnectError::Connect(m) => ConnectError::Connect(format!("{context}: {m}")),
+            ConnectError::Io { context: c, source } => ConnectError::Io {
+                context: format!("{context}: {c}"),
+                source,
+            },
+            ConnectError::Kafka(m) => ConnectError::Kafka(format!("{context}: {m}")),
+            ConnectError::Retriable(m) => ConnectError::Retriable(format!("{context}: {m}")),
+        }
     }
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> ConnectError {

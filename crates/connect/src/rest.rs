@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde::Serialize;
 use serde_json::json;
 
@@ -144,52 +143,58 @@ fn config_from_body(v: &serde_json::Value) -> Result<ConfigMap, ApiError> {
     json_to_config_map(v).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// Declares every route once: [`ROUTES`] (path and methods, which the OpenAPI test compares
+/// with docs/connect-openapi.json) and the router built from the same lines, so the two cannot
+/// drift apart.
+macro_rules! route_table {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? }),+ $(,)?) => {
+        /// Every route the REST server serves: its path (axum's `{param}` syntax, as OpenAPI's)
+        /// and its methods, lower case.
+        pub const ROUTES: &[(&str, &[&str])] = &[$(($path, &[$(stringify!($method)),+])),+];
+
+        fn routes() -> Router<AppState> {
+            Router::new()
+                $(.route($path, axum::routing::MethodRouter::new()$(.$method($handler))+))+
+        }
+    };
+}
+
+route_table! {
+    "/" => { get: root },
+    "/health" => { get: health },
+    "/openapi.json" => { get: crate::rest_openapi::openapi },
+    "/connectors" => { get: list_connectors, post: create_connector },
+    "/connectors/{name}" => { get: get_connector, delete: delete_connector },
+    "/connectors/{name}/config" => {
+        get: get_connector_config,
+        put: put_connector_config,
+        patch: patch_connector_config,
+    },
+    "/connectors/{name}/status" => { get: connector_status },
+    "/connectors/{name}/restart" => { post: restart_connector },
+    "/connectors/{name}/pause" => { put: pause_connector },
+    "/connectors/{name}/resume" => { put: resume_connector },
+    "/connectors/{name}/stop" => { put: stop_connector },
+    "/connectors/{name}/tasks" => { get: task_configs },
+    "/connectors/{name}/tasks/{task}/status" => { get: task_status },
+    "/connectors/{name}/tasks/{task}/restart" => { post: restart_task },
+    "/connectors/{name}/offsets" => {
+        get: connector_offsets,
+        patch: alter_connector_offsets,
+        delete: reset_connector_offsets,
+    },
+    "/connectors/{name}/topics" => { get: connector_topics },
+    "/connectors/{name}/topics/reset" => { put: reset_connector_topics },
+    "/admin/loggers" => { get: list_loggers },
+    "/admin/loggers/{logger}" => { get: get_logger, put: put_logger },
+    "/connector-plugins" => { get: list_plugins },
+    "/connector-plugins/{plugin}/config" => { get: plugin_config },
+    "/connector-plugins/{plugin}/config/validate" => { put: validate_config },
+}
+
 /// The REST router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/health", get(health))
-        .route("/connectors", get(list_connectors).post(create_connector))
-        .route(
-            "/connectors/{name}",
-            get(get_connector).delete(delete_connector),
-        )
-        .route(
-            "/connectors/{name}/config",
-            get(get_connector_config)
-                .put(put_connector_config)
-                .patch(patch_connector_config),
-        )
-        .route("/connectors/{name}/status", get(connector_status))
-        .route("/connectors/{name}/restart", post(restart_connector))
-        .route("/connectors/{name}/pause", put(pause_connector))
-        .route("/connectors/{name}/resume", put(resume_connector))
-        .route("/connectors/{name}/stop", put(stop_connector))
-        .route("/connectors/{name}/tasks", get(task_configs))
-        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
-        .route(
-            "/connectors/{name}/tasks/{task}/restart",
-            post(restart_task),
-        )
-        .route(
-            "/connectors/{name}/offsets",
-            get(connector_offsets)
-                .patch(alter_connector_offsets)
-                .delete(reset_connector_offsets),
-        )
-        .route("/connectors/{name}/topics", get(connector_topics))
-        .route(
-            "/connectors/{name}/topics/reset",
-            put(reset_connector_topics),
-        )
-        .route("/admin/loggers", get(list_loggers))
-        .route("/admin/loggers/{logger}", get(get_logger).put(put_logger))
-        .route("/connector-plugins", get(list_plugins))
-        .route("/connector-plugins/{plugin}/config", get(plugin_config))
-        .route(
-            "/connector-plugins/{plugin}/config/validate",
-            put(validate_config),
-        )
+    routes()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -21,11 +21,14 @@
 //! predicates TopicNameMatches, HasHeaderKey, RecordIsTombstone.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::config_def::{ConfigMap, parse_list};
 use crate::connector::ConnectRecord;
 use crate::data::{Schema, SchemaType, Struct, Value};
+use crate::dead_letter::Stage;
 use crate::error::{ConnectError, Result};
+use crate::error_handling::{ErrorHandling, StageError};
 
 /// A transformation of one record (`Transformation`); `None` drops the record.
 pub trait Transformation: Send + Sync {
@@ -93,6 +96,8 @@ enum Side {
 
 struct Step {
     alias: String,
+    /// The `type` class, which the error log names.
+    class: String,
     transform: Box<dyn Transformation>,
     predicate: Option<Box<dyn Predicate>>,
     negate: bool,
@@ -129,6 +134,7 @@ impl TransformChain {
                 .get("negate")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
             steps.push(Step {
+                class: class.trim().to_string(),
                 alias,
                 transform,
                 predicate,
@@ -153,11 +159,35 @@ impl TransformChain {
             match s.transform.apply(record) {
                 Ok(Some(r)) => record = r,
                 Ok(None) => return Ok(None),
+                Err(e) => return Err(e.with_context(&format!("transform {} failed", s.alias))),
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// Runs the chain as the worker does: each step that fails with a retriable error is tried
+    /// again under `errors.retry.*`; an error names the failing step's class.
+    pub fn apply_retrying(
+        &self,
+        mut record: ConnectRecord,
+        eh: &ErrorHandling,
+        stop: &AtomicBool,
+    ) -> std::result::Result<Option<ConnectRecord>, StageError> {
+        for s in &self.steps {
+            if let Some(p) = &s.predicate
+                && p.test(&record) == s.negate
+            {
+                continue;
+            }
+            match eh.retrying(record, stop, |r| s.transform.apply(r)) {
+                Ok(Some(r)) => record = r,
+                Ok(None) => return Ok(None),
                 Err(e) => {
-                    return Err(ConnectError::Data(format!(
-                        "transform {} failed: {e}",
-                        s.alias
-                    )));
+                    return Err(StageError {
+                        stage: Stage::Transformation,
+                        class: s.class.clone(),
+                        error: e.with_context(&format!("transform {} failed", s.alias)),
+                    });
                 }
             }
         }
@@ -995,6 +1025,80 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+
+    /// Fails its first `fail` records with a retriable error, then uppercases the topic.
+    struct Flaky {
+        fail: usize,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Transformation for Flaky {
+        fn apply(&self, mut record: ConnectRecord) -> Result<Option<ConnectRecord>> {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n <= self.fail {
+                return Err(ConnectError::retriable("lookup service away"));
+            }
+            record.topic = record.topic.to_uppercase();
+            Ok(Some(record))
+        }
+    }
+
+    fn flaky_chain(fail: usize) -> TransformChain {
+        TransformChain {
+            steps: vec![Step {
+                alias: "lookup".into(),
+                class: "com.example.Lookup".into(),
+                transform: Box::new(Flaky {
+                    fail,
+                    calls: Default::default(),
+                }),
+                predicate: None,
+                negate: false,
+            }],
+        }
+    }
+
+    fn plain_record() -> ConnectRecord {
+        ConnectRecord {
+            topic: "orders".into(),
+            kafka_partition: None,
+            key_schema: None,
+            key: Value::Null,
+            value_schema: None,
+            value: Value::from("v"),
+            timestamp: None,
+            headers: Vec::new(),
+            kafka_offset: None,
+        }
+    }
+
+    #[test]
+    fn retriable_transform_errors_are_retried_and_name_the_class_when_they_persist() {
+        let stop = AtomicBool::new(false);
+        let retry = |timeout: &str| {
+            let cc: ConfigMap = [
+                ("errors.retry.timeout", timeout),
+                ("errors.retry.delay.max.ms", "5"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            ErrorHandling::from_config(&cc).expect("config")
+        };
+        let out = flaky_chain(2)
+            .apply_retrying(plain_record(), &retry("5000"), &stop)
+            .expect("passes on the third try")
+            .expect("kept");
+        assert_eq!(out.topic, "ORDERS");
+
+        let err = flaky_chain(2)
+            .apply_retrying(plain_record(), &retry("0"), &stop)
+            .expect_err("no retries by default");
+        assert_eq!(err.stage, Stage::Transformation);
+        assert_eq!(err.class, "com.example.Lookup");
+        assert!(err.error.is_retriable(), "kind kept through the context");
+        assert!(err.error.to_string().contains("transform lookup failed"));
+    }
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {

@@ -41,6 +41,7 @@ use crate::connector::{
 use crate::converter::{Converter, configured_converter};
 use crate::dead_letter::{DeadLetterQueue, FailedRecord, Stage, TaskErrantReporter};
 use crate::error::{ConnectError, Result};
+use crate::error_handling::{ErrorHandling, FailedInput, StageError};
 use crate::offset_store::{ConnectorOffsetReader, FileOffsetStore, OffsetBackingStore};
 use crate::task_restart::RestartPolicy;
 use crate::transforms::TransformChain;
@@ -236,8 +237,14 @@ struct TaskSetup {
     connector: String,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
+    /// The converters' classes, which the error log names.
+    key_converter_class: String,
+    value_converter_class: String,
+    /// The connector's class, named in the error log for a failed `put`.
+    connector_class: String,
     transforms: TransformChain,
-    tolerate_errors: bool,
+    /// `errors.tolerance`, `errors.retry.*`, `errors.log.*`.
+    errors: ErrorHandling,
     /// KIP-158: source topics created on first use (`None`: off).
     topic_creation: Option<crate::topic_creation::TopicCreation>,
 }
@@ -255,7 +262,7 @@ impl Worker {
 
     /// Converters (connector config overrides the worker's), transforms and error tolerance.
     fn setup(&self, connector: &str, task: usize, cc: &ConfigMap) -> Result<TaskSetup> {
-        let conv = |side: &str, is_key: bool| -> Result<Box<dyn Converter>> {
+        let conv = |side: &str, is_key: bool| -> Result<(Box<dyn Converter>, String)> {
             let key = format!("{side}.converter");
             let (class, props) = match cc.get(&key) {
                 Some(class) => (
@@ -271,22 +278,26 @@ impl Worker {
                     WorkerConfig::with_prefix(&self.config.props, &format!("{key}.")),
                 ),
             };
-            configured_converter(&key, &class, &props, is_key)
+            let converter = configured_converter(&key, &class, &props, is_key)?;
+            Ok((converter, class))
         };
+        let (key_converter, key_converter_class) = conv("key", true)?;
+        let (value_converter, value_converter_class) = conv("value", false)?;
         Ok(TaskSetup {
             id: format!("{connector}-{task}"),
             connector: connector.to_string(),
-            key_converter: conv("key", true)?,
-            value_converter: conv("value", false)?,
+            key_converter,
+            value_converter,
+            key_converter_class,
+            value_converter_class,
+            connector_class: cc.get("connector.class").cloned().unwrap_or_default(),
             transforms: TransformChain::from_config(cc)?,
             topic_creation: crate::topic_creation::TopicCreation::from_config(
                 &self.config.props,
                 cc,
                 self.client_config("admin", cc),
             )?,
-            tolerate_errors: cc
-                .get("errors.tolerance")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
+            errors: ErrorHandling::from_config(cc)?,
         })
     }
 
@@ -434,7 +445,7 @@ impl Worker {
         let dlq = DeadLetterQueue::from_config(&self.client_config("producer", cc), cc, name, id)?
             .map(Arc::new);
         let mut context = SinkTaskContext::default();
-        if setup.tolerate_errors {
+        if setup.errors.tolerate_all {
             let s = self.setup(name, id, cc)?;
             context.errant_record_reporter = Some(Arc::new(TaskErrantReporter::new(
                 dlq.clone(),
@@ -558,12 +569,19 @@ fn run_source(
         for r in records {
             let key = serde_json::Value::Object(r.source_partition.clone()).to_string();
             let (partition, offset) = (r.source_partition, r.source_offset);
-            match convert_and_send(&producer, &setup, r.record, &ctl.stop) {
-                Ok(()) => {}
-                Err(e) if setup.tolerate_errors => {
-                    tracing::warn!(task = %setup.id, error = %e, "skipping record (errors.tolerance=all)");
+            // The record as the task made it, for the error log (cloned only when logging).
+            let original = setup.errors.log_enable.then(|| r.record.clone());
+            if let Err(f) = convert_and_send(&producer, &setup, r.record, &ctl.stop) {
+                if let Some(original) = &original {
+                    setup
+                        .errors
+                        .report(&setup.id, &f, &FailedInput::Produced(original));
                 }
-                Err(e) => return Err(e),
+                if !setup.errors.tolerate_all {
+                    return Err(f.error);
+                }
+                tracing::warn!(task = %setup.id, stage = f.stage.name(), error = %f.error,
+                    "skipping record (errors.tolerance=all)");
             }
             // Even a record a transform dropped moves the source position on.
             pending.insert(key, (partition, offset));
@@ -592,24 +610,46 @@ fn convert_and_send(
     setup: &TaskSetup,
     record: ConnectRecord,
     stop: &AtomicBool,
-) -> Result<()> {
-    let Some(record) = setup.transforms.apply(record)? else {
+) -> std::result::Result<(), StageError> {
+    let eh = &setup.errors;
+    let Some(record) = setup.transforms.apply_retrying(record, eh, stop)? else {
         return Ok(());
     };
     crate::active_topics::record(&setup.connector, &record.topic);
+    let produce_error = |error: ConnectError| StageError {
+        stage: Stage::KafkaProduce,
+        class: "org.apache.kafka.clients.producer.KafkaProducer".to_string(),
+        error,
+    };
     if let Some(tc) = &setup.topic_creation {
-        tc.ensure(&record.topic)?;
+        tc.ensure(&record.topic).map_err(produce_error)?;
     }
-    let key = setup.key_converter.from_connect_data(
-        &record.topic,
-        record.key_schema.as_deref(),
-        &record.key,
-    )?;
-    let value = setup.value_converter.from_connect_data(
-        &record.topic,
-        record.value_schema.as_deref(),
-        &record.value,
-    )?;
+    let key = eh
+        .retrying((), stop, |()| {
+            setup.key_converter.from_connect_data(
+                &record.topic,
+                record.key_schema.as_deref(),
+                &record.key,
+            )
+        })
+        .map_err(|error| StageError {
+            stage: Stage::KeyConverter,
+            class: setup.key_converter_class.clone(),
+            error,
+        })?;
+    let value = eh
+        .retrying((), stop, |()| {
+            setup.value_converter.from_connect_data(
+                &record.topic,
+                record.value_schema.as_deref(),
+                &record.value,
+            )
+        })
+        .map_err(|error| StageError {
+            stage: Stage::ValueConverter,
+            class: setup.value_converter_class.clone(),
+            error,
+        })?;
     let mut headers = OwnedHeaders::new();
     for h in &record.headers {
         headers = headers.insert(KHeader {
@@ -637,17 +677,17 @@ fn convert_and_send(
                 // Back-pressure: serve delivery reports until the local queue has room.
                 producer.poll(Duration::from_millis(100));
                 if stop.load(Ordering::SeqCst) && producer.in_flight_count() > 1_000_000 {
-                    return Err(ConnectError::Kafka(
+                    return Err(produce_error(ConnectError::Kafka(
                         "producer queue full at shutdown".into(),
-                    ));
+                    )));
                 }
                 br = back;
             }
             Err((e, _)) => {
-                return Err(ConnectError::Kafka(format!(
+                return Err(produce_error(ConnectError::Kafka(format!(
                     "failed to send a record to topic {}: {e}",
                     record.topic
-                )));
+                ))));
             }
         }
     }
@@ -762,11 +802,26 @@ fn run_sink(
                         partition: m.partition(),
                     };
                     offsets.insert(tp, m.offset() + 1);
-                    match to_sink_record(&setup, &m) {
+                    match to_sink_record(&setup, &m, &ctl.stop) {
                         Ok(Some(r)) => batch.push(r),
                         Ok(None) => {}
-                        Err((stage, e)) if setup.tolerate_errors => {
-                            tracing::warn!(task = %setup.id, ?stage, error = %e, "skipping record (errors.tolerance=all)");
+                        Err(f) => {
+                            setup.errors.report(
+                                &setup.id,
+                                &f,
+                                &FailedInput::Consumed {
+                                    topic: m.topic(),
+                                    partition: m.partition(),
+                                    offset: m.offset(),
+                                    key: m.key(),
+                                    value: m.payload(),
+                                },
+                            );
+                            if !setup.errors.tolerate_all {
+                                return Err(f.error);
+                            }
+                            tracing::warn!(task = %setup.id, stage = f.stage.name(), error = %f.error,
+                                "skipping record (errors.tolerance=all)");
                             if let Some(d) = dlq {
                                 let failed = FailedRecord {
                                     topic: m.topic(),
@@ -775,17 +830,16 @@ fn run_sink(
                                     key: m.key(),
                                     value: m.payload(),
                                 };
-                                d.send(&failed, stage, &e)?;
+                                d.send(&failed, f.stage, &f.error)?;
                             }
                         }
-                        Err((_, e)) => return Err(e),
                     }
                     wait = Duration::ZERO;
                 }
             }
         }
         if !batch.is_empty() {
-            task.put(batch)?;
+            put_retrying(task, batch, &setup, &consumer, ctl, paused)?;
         }
         if last_commit.elapsed() >= interval {
             commit(task, &offsets, &mut committed)?;
@@ -796,22 +850,125 @@ fn run_sink(
     Ok(())
 }
 
+/// Hands a batch to the sink task. A retriable failure is redelivered under `errors.retry.*`
+/// with the consumer paused meanwhile: it is still polled, so the group keeps the task, but no
+/// new records arrive. Anything else, or a failure past the timeout, fails the task: a `put`
+/// failure is about the whole batch, so `errors.tolerance` cannot skip one record (a task
+/// reports single bad records through its errant record reporter instead).
+fn put_retrying(
+    task: &mut dyn SinkTask,
+    batch: Vec<SinkRecord>,
+    setup: &TaskSetup,
+    consumer: &BaseConsumer,
+    ctl: &TaskControl,
+    connector_paused: bool,
+) -> Result<()> {
+    let eh = &setup.errors;
+    let records = batch.len();
+    let result = if eh.retries() {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut paused_here = None;
+        let result = loop {
+            attempt += 1;
+            let err = match task.put(batch.clone()) {
+                Ok(()) => break Ok(()),
+                Err(e) if e.is_retriable() => e,
+                Err(e) => break Err(e),
+            };
+            let Some(wait) = eh.next_delay(attempt, started) else {
+                break Err(err);
+            };
+            tracing::warn!(task = %setup.id, attempt, wait_ms = wait.as_millis() as u64, error = %err,
+                "put failed with a retriable error; redelivering the batch (errors.retry.timeout)");
+            if paused_here.is_none()
+                && let Ok(assignment) = consumer.assignment()
+            {
+                let _ = consumer.pause(&assignment);
+                paused_here = Some(assignment);
+            }
+            if !wait_polling(consumer, wait, &ctl.stop) {
+                break Err(err);
+            }
+        };
+        if let Some(assignment) = paused_here
+            && !connector_paused
+        {
+            let _ = consumer.resume(&assignment);
+        }
+        result
+    } else {
+        task.put(batch)
+    };
+    result.map_err(|error| {
+        let failure = StageError {
+            stage: Stage::TaskPut,
+            class: setup.connector_class.clone(),
+            error,
+        };
+        eh.report(&setup.id, &failure, &FailedInput::Batch { records });
+        failure.error
+    })
+}
+
+/// Waits `wait` while polling the paused consumer. A record can still arrive from a partition a
+/// rebalance assigned meanwhile (not paused yet): its partition is sought back to it and paused,
+/// so it is delivered after the batch being retried, not lost. False when asked to stop.
+fn wait_polling(consumer: &BaseConsumer, wait: Duration, stop: &AtomicBool) -> bool {
+    let deadline = Instant::now() + wait;
+    while !stop.load(Ordering::SeqCst) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        let arrived = match consumer.poll(left.min(Duration::from_millis(100))) {
+            Some(Ok(m)) => Some((m.topic().to_string(), m.partition(), m.offset())),
+            _ => None,
+        };
+        if let Some((topic, partition, offset)) = arrived {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let _ = consumer.seek(
+                &topic,
+                partition,
+                rdkafka::Offset::Offset(offset),
+                Timeout::After(Duration::from_secs(1)),
+            );
+            let _ = consumer.pause(&tpl);
+        }
+    }
+    false
+}
+
 /// A consumed message as the task's record; an error names the stage it failed in (converters,
-/// then transforms), which the dead letter queue headers report.
+/// then transforms), which the dead letter queue headers and the error log report. Retriable
+/// failures are retried under `errors.retry.*` first.
 fn to_sink_record(
     setup: &TaskSetup,
     m: &rdkafka::message::BorrowedMessage<'_>,
-) -> std::result::Result<Option<SinkRecord>, (Stage, ConnectError)> {
+    stop: &AtomicBool,
+) -> std::result::Result<Option<SinkRecord>, StageError> {
     let topic = m.topic();
+    let eh = &setup.errors;
     crate::active_topics::record(&setup.connector, topic);
-    let key = setup
-        .key_converter
-        .to_connect_data(topic, m.key())
-        .map_err(|e| (Stage::KeyConverter, e))?;
-    let value = setup
-        .value_converter
-        .to_connect_data(topic, m.payload())
-        .map_err(|e| (Stage::ValueConverter, e))?;
+    let key = eh
+        .retrying((), stop, |()| {
+            setup.key_converter.to_connect_data(topic, m.key())
+        })
+        .map_err(|error| StageError {
+            stage: Stage::KeyConverter,
+            class: setup.key_converter_class.clone(),
+            error,
+        })?;
+    let value = eh
+        .retrying((), stop, |()| {
+            setup.value_converter.to_connect_data(topic, m.payload())
+        })
+        .map_err(|error| StageError {
+            stage: Stage::ValueConverter,
+            class: setup.value_converter_class.clone(),
+            error,
+        })?;
     let headers = m
         .headers()
         .map(|hs| {
@@ -836,7 +993,222 @@ fn to_sink_record(
     };
     Ok(setup
         .transforms
-        .apply(record)
-        .map_err(|e| (Stage::Transformation, e))?
+        .apply_retrying(record, eh, stop)?
         .map(|record| SinkRecord { record }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink task whose first `fail` puts fail with `error`; counts puts and records delivered.
+    struct FlakySink {
+        fail: usize,
+        error: fn() -> ConnectError,
+        puts: usize,
+        delivered: usize,
+    }
+
+    impl SinkTask for FlakySink {
+        fn version(&self) -> String {
+            "1.0".into()
+        }
+        fn start(&mut self, _props: &ConfigMap) -> Result<()> {
+            Ok(())
+        }
+        fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
+            self.puts += 1;
+            if self.puts <= self.fail {
+                return Err((self.error)());
+            }
+            self.delivered += records.len();
+            Ok(())
+        }
+        fn stop(&mut self) {}
+    }
+
+    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A worker, a set-up and a consumer that never reaches a broker (none is needed: the
+    /// paused consumer is only polled).
+    fn setup(dir: &tempfile::TempDir, connector: &[(&str, &str)]) -> (TaskSetup, BaseConsumer) {
+        let mut props = cfg(&[
+            ("bootstrap.servers", "127.0.0.1:1"),
+            (
+                "key.converter",
+                "org.apache.kafka.connect.storage.StringConverter",
+            ),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.storage.StringConverter",
+            ),
+        ]);
+        props.insert(
+            "offset.storage.file.filename".into(),
+            dir.path().join("offsets").display().to_string(),
+        );
+        let worker = Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker");
+        let cc = cfg(connector);
+        let setup = worker.setup("sink", 0, &cc).expect("setup");
+        let mut c = worker.client_config("consumer", &cc);
+        c.set("group.id", "connect-sink");
+        (setup, c.create().expect("consumer"))
+    }
+
+    fn batch(n: usize) -> Vec<SinkRecord> {
+        (0..n)
+            .map(|i| SinkRecord {
+                record: ConnectRecord {
+                    topic: "orders".into(),
+                    kafka_partition: Some(0),
+                    key_schema: None,
+                    key: crate::data::Value::Null,
+                    value_schema: None,
+                    value: crate::data::Value::from("v"),
+                    timestamp: None,
+                    headers: Vec::new(),
+                    kafka_offset: Some(i as i64),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retriable_put_is_redelivered_within_the_timeout() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (setup, consumer) = setup(
+            &dir,
+            &[
+                ("connector.class", "test.Sink"),
+                ("errors.retry.timeout", "10000"),
+                ("errors.retry.delay.max.ms", "10"),
+                ("errors.log.enable", "true"),
+            ],
+        );
+        let ctl = TaskControl::new(false);
+        let mut task = FlakySink {
+            fail: 3,
+            error: || ConnectError::retriable("database restarting"),
+            puts: 0,
+            delivered: 0,
+        };
+        put_retrying(&mut task, batch(5), &setup, &consumer, &ctl, false).expect("put passes");
+        assert_eq!(task.puts, 4);
+        assert_eq!(task.delivered, 5, "the whole batch arrives once");
+    }
+
+    #[test]
+    fn put_fails_at_once_without_a_timeout_or_when_not_retriable() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (setup, consumer) = setup(&dir, &[]);
+        let ctl = TaskControl::new(false);
+        let mut task = FlakySink {
+            fail: 1,
+            error: || ConnectError::retriable("database restarting"),
+            puts: 0,
+            delivered: 0,
+        };
+        let err = put_retrying(&mut task, batch(2), &setup, &consumer, &ctl, false)
+            .expect_err("default timeout 0 never retries");
+        assert!(err.to_string().contains("database restarting"));
+        assert_eq!(task.puts, 1);
+
+        let (setup, consumer) = setup_with_retries(&dir);
+        let mut task = FlakySink {
+            fail: 1,
+            error: || ConnectError::Data("column missing".into()),
+            puts: 0,
+            delivered: 0,
+        };
+        put_retrying(&mut task, batch(2), &setup, &consumer, &ctl, false)
+            .expect_err("bad data is not retried");
+        assert_eq!(task.puts, 1);
+    }
+
+    fn setup_with_retries(dir: &tempfile::TempDir) -> (TaskSetup, BaseConsumer) {
+        setup(
+            dir,
+            &[
+                ("errors.retry.timeout", "-1"),
+                ("errors.retry.delay.max.ms", "10"),
+            ],
+        )
+    }
+
+    #[test]
+    fn put_retries_stop_at_the_timeout_and_on_stop() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (setup, consumer) = setup(
+            &dir,
+            &[
+                ("errors.retry.timeout", "400"),
+                ("errors.retry.delay.max.ms", "50"),
+            ],
+        );
+        let ctl = TaskControl::new(false);
+        let mut task = FlakySink {
+            fail: usize::MAX,
+            error: || ConnectError::retriable("database away"),
+            puts: 0,
+            delivered: 0,
+        };
+        let started = Instant::now();
+        put_retrying(&mut task, batch(1), &setup, &consumer, &ctl, false)
+            .expect_err("still failing at the timeout");
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        assert!(task.puts >= 3, "{} puts", task.puts);
+
+        let (setup, consumer) = setup_with_retries(&dir);
+        let ctl = TaskControl::new(false);
+        let stopper = {
+            let ctl = ctl.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                ctl.stop.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut task = FlakySink {
+            fail: usize::MAX,
+            error: || ConnectError::retriable("database away"),
+            puts: 0,
+            delivered: 0,
+        };
+        put_retrying(&mut task, batch(1), &setup, &consumer, &ctl, false)
+            .expect_err("-1 retries until the task stops");
+        stopper.join().expect("stopper");
+        assert!(task.puts >= 2);
+    }
+
+    #[test]
+    fn bad_error_handling_values_fail_the_set_up_naming_the_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let worker = {
+            let mut props = cfg(&[
+                ("bootstrap.servers", "127.0.0.1:1"),
+                (
+                    "key.converter",
+                    "org.apache.kafka.connect.storage.StringConverter",
+                ),
+                (
+                    "value.converter",
+                    "org.apache.kafka.connect.storage.StringConverter",
+                ),
+            ]);
+            props.insert(
+                "offset.storage.file.filename".into(),
+                dir.path().join("offsets").display().to_string(),
+            );
+            Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker")
+        };
+        let err = worker
+            .setup("s", 0, &cfg(&[("errors.retry.timeout", "-7")]))
+            .err()
+            .expect("error");
+        assert!(err.to_string().contains("errors.retry.timeout"), "{err}");
+    }
 }
