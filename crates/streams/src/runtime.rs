@@ -24,6 +24,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::assignment_info::consumer_client_id;
 use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
+use crate::http_query::{self, QueryService};
 use crate::internal_topics;
 use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata};
 use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
@@ -44,7 +45,7 @@ pub enum State {
     Error,
 }
 
-type Registry = Arc<RwLock<HashMap<String, BTreeMap<TaskId, Arc<dyn KvBackend>>>>>;
+pub(crate) type Registry = Arc<RwLock<HashMap<String, BTreeMap<TaskId, Arc<dyn KvBackend>>>>>;
 
 struct Shared {
     topology: Arc<Topology>,
@@ -63,7 +64,7 @@ struct Shared {
     /// Full topic name -> sub-topology id.
     topic_subtopology: HashMap<String, usize>,
     /// Which instance holds what, from the consumer group.
-    metadata: MetadataState,
+    metadata: Arc<MetadataState>,
     /// Set by every rebalance: the group's assignment changed and `metadata` must be re-read.
     metadata_stale: AtomicBool,
 }
@@ -251,14 +252,35 @@ impl KafkaStreams {
             globals,
             active: Default::default(),
             topic_subtopology,
-            metadata: MetadataState::new(
+            metadata: Arc::new(MetadataState::new(
                 &self.topology,
                 &self.config.application_id,
                 self.config.application_server.clone(),
                 &partition_counts,
-            ),
+            )),
             metadata_stale: AtomicBool::new(true),
         });
+        if self.config.query_http_enabled
+            && let Some(server) = &self.config.application_server
+        {
+            let service = QueryService {
+                topology: self.topology.clone(),
+                registry: shared.registry.clone(),
+                metadata: shared.metadata.clone(),
+                local: server.clone(),
+            };
+            let bind = self.config.query_http_bind.as_ref().unwrap_or(server);
+            match http_query::start(service, bind, shared.shutdown.clone()) {
+                Ok(h) => self.threads.push(h),
+                Err(e) => {
+                    shared.shutdown.store(true, Ordering::SeqCst);
+                    for h in self.threads.drain(..) {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         for n in 1..=self.config.num_stream_threads {
             let sh = shared.clone();
             let h = std::thread::Builder::new()
