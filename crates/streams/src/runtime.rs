@@ -27,6 +27,7 @@ use crate::error::{Result, StreamsError};
 use crate::http_query::{self, QueryService};
 use crate::internal_topics;
 use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata};
+use crate::partitioner::partition_for_key;
 use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 use crate::serde::Serde;
 use crate::state::{FjallBackend, KvBackend};
@@ -461,6 +462,8 @@ struct ThreadCore {
     /// Set by post_rebalance: the partitions now owned (tasks are built on the thread's next turn).
     pending_assignment: Option<Vec<(String, i32)>>,
     failure: Option<String>,
+    /// Partition counts of sink topics whose records this thread partitions itself.
+    sink_partitions: HashMap<String, i32>,
 }
 
 struct StreamsConsumerContext {
@@ -558,6 +561,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
         tasks: BTreeMap::new(),
         pending_assignment: None,
         failure: None,
+        sink_partitions: HashMap::new(),
     }));
     let mut cc = client_config(shared, "consumer");
     cc.set("group.id", &cfg.application_id)
@@ -761,6 +765,13 @@ impl ThreadCore {
             self.producer.begin_transaction()?;
             self.in_txn = true;
         }
+        // Records the partitioner must not place by their key bytes get their partition here,
+        // as the producer's murmur2 would compute it from the bytes they name.
+        let partition = match (r.partition, &r.partition_key) {
+            (Some(p), _) => Some(p),
+            (None, Some(pk)) => Some(partition_for_key(pk, self.sink_partition_count(&r.topic)?)),
+            (None, None) => None,
+        };
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
             headers = headers.insert(Header {
@@ -778,7 +789,7 @@ impl ThreadCore {
             if let Some(v) = &r.value {
                 rec = rec.payload(v.as_slice());
             }
-            if let Some(p) = r.partition {
+            if let Some(p) = partition {
                 rec = rec.partition(p);
             }
             match self.producer.send(rec) {
@@ -789,6 +800,28 @@ impl ThreadCore {
                 Err((e, _)) => return Err(e.into()),
             }
         }
+    }
+
+    fn sink_partition_count(&mut self, topic: &str) -> Result<i32> {
+        if let Some(&n) = self.sink_partitions.get(topic) {
+            return Ok(n);
+        }
+        let md = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let n = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32);
+        if n <= 0 {
+            return Err(StreamsError::Streams(format!(
+                "sink topic {topic} has no partitions (does it exist?)"
+            )));
+        }
+        self.sink_partitions.insert(topic.to_string(), n);
+        Ok(n)
     }
 
     /// Kafka's commit: flush caches, send everything, then commit offsets (in the transaction
