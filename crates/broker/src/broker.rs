@@ -20,6 +20,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// Transactional ids, their producers and open transactions, kept in `__transaction_state`.
     pub txn: crate::txn::TransactionCoordinator,
+    /// Counters for the metrics endpoint (`metrics.listener`).
+    pub metrics: crate::metrics::Metrics,
     /// Bumped after every append, so long-polling fetches wake up and look again.
     appended: watch::Sender<u64>,
     /// New at every start: the controller tells a restart of this node from a second process
@@ -68,6 +70,7 @@ impl Broker {
             producer_ids: ProducerIdManager::default(),
             groups,
             txn: crate::txn::TransactionCoordinator::default(),
+            metrics: crate::metrics::Metrics::default(),
             appended,
             incarnation_id,
         });

@@ -15,6 +15,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod log_manager;
+pub mod metrics;
 pub mod producer_id_manager;
 pub mod replica;
 pub mod server;

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 pub struct RunningServer {
     pub broker: Arc<Broker>,
     pub local_addrs: Vec<SocketAddr>,
+    /// Where `metrics.listener` is bound, when set.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl RunningServer {
@@ -45,16 +47,32 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
         local_addrs.push(socket.local_addr()?);
         listeners.push((Arc::<str>::from(l.name.as_str()), socket));
     }
+    let metrics_socket = match &broker.config.metrics_listener {
+        Some(l) => Some(
+            TcpListener::bind(l.bind_addr())
+                .await
+                .with_context(|| format!("binding metrics endpoint {l} (metrics.listener)"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_socket
+        .as_ref()
+        .map(|s| s.local_addr())
+        .transpose()?;
     tracing::info!(
         node_id = broker.node_id(),
         cluster_id = %broker.metadata.cluster_id(),
         listeners = %broker.config.client_listeners().iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
         log_dir = %broker.config.data_dir().display(),
+        metrics = %metrics_addr.map_or("off".to_string(), |a| format!("http://{a}/metrics")),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "strom started"
     );
     for (name, socket) in listeners {
         tokio::spawn(accept_loop(broker.clone(), name, socket));
+    }
+    if let Some(socket) = metrics_socket {
+        tokio::spawn(crate::metrics::http::serve(broker.clone(), socket));
     }
     tokio::spawn(abort_expired_transactions(broker.clone()));
     crate::txn::expiration::spawn(&broker)?;
@@ -64,6 +82,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         broker,
         local_addrs,
+        metrics_addr,
     })
 }
 

@@ -4,8 +4,10 @@
 //! key; an unknown key is one warning.
 
 pub mod listener;
+pub mod metrics_listener;
 
 pub use listener::Listener;
+pub use metrics_listener::MetricsListener;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,8 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`
     pub leader_imbalance_check_interval_seconds: u64,
+    /// `metrics.listener`: the Prometheus endpoint's address; `None` (the default) serves none.
+    pub metrics_listener: Option<MetricsListener>,
     /// Every key set in the file or by `--override`, as given (DescribeConfigs reports sources).
     pub explicit: BTreeMap<String, String>,
 }
@@ -118,6 +122,7 @@ impl Default for BrokerConfig {
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
+            metrics_listener: None,
             explicit: BTreeMap::new(),
         }
     }
@@ -194,6 +199,9 @@ impl BrokerConfig {
                 "advertised.listeners" => {
                     c.advertised_listeners = Listener::parse_list(&key, v)?;
                     advertised_set = true;
+                }
+                metrics_listener::METRICS_LISTENER_KEY => {
+                    c.metrics_listener = MetricsListener::parse(&key, v)?
                 }
                 "controller.listener.names" => c.controller_listener_names = split_list(v),
                 "controller.quorum.voters" => c.controller_quorum_voters = parse_voters(&key, v)?,

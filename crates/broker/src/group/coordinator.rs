@@ -125,6 +125,15 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+/// One group's committed offset in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// An offset committed inside a transaction (TxnOffsetCommit), applied at its commit marker.
 #[derive(Debug, Clone)]
 pub struct PendingTxnOffset {
@@ -755,6 +764,31 @@ impl GroupCoordinator {
             }
         }
         Ok(results)
+    }
+
+    /// Every committed offset of the live groups coordinated here, sorted by group, topic and
+    /// partition (the metrics endpoint reports lag from them).
+    pub fn committed_offsets(&self) -> Vec<CommittedOffset> {
+        let groups = self.groups.lock();
+        let mut out: Vec<CommittedOffset> = groups
+            .values()
+            .filter(|g| !g.is(GroupState::Dead))
+            .flat_map(|g| {
+                g.offsets
+                    .iter()
+                    .map(|((topic, partition), o)| CommittedOffset {
+                        group: g.group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: o.committed_offset,
+                    })
+            })
+            .collect();
+        drop(groups);
+        out.sort_by(|a, b| {
+            (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition))
+        });
+        out
     }
 
     // ------------------------------------------------------------ admin

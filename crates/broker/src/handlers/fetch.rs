@@ -39,14 +39,55 @@ pub async fn handle(
         let (resp, bytes, any_error) = read_once(broker, ctx, &req);
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline {
-            return resp;
+            return count_bytes_out(broker, &req, ctx.version, resp);
         }
         match tokio::time::timeout(deadline - now, appended.changed()).await {
             Ok(Ok(())) => continue,
             // Timed out (or the broker is going away): answer with what there is.
-            _ => return read_once(broker, ctx, &req).0,
+            _ => return count_bytes_out(broker, &req, ctx.version, read_once(broker, ctx, &req).0),
         }
     }
+}
+
+/// A fetch with a replica id comes from a follower.
+pub(super) fn from_follower(req: &FetchRequest, version: i16) -> bool {
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    replica_id >= 0
+}
+
+/// Adds the response's record bytes to BytesOut (by topic) or, for a follower,
+/// ReplicationBytesOut: once per answered request, as a long poll may read several times.
+fn count_bytes_out(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+    resp: FetchResponse,
+) -> FetchResponse {
+    let follower = from_follower(req, version);
+    for t in &resp.responses {
+        let bytes: usize = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+            .sum();
+        if bytes == 0 {
+            continue;
+        }
+        if follower {
+            broker.metrics.topics.replication_bytes_out(bytes as u64);
+        } else {
+            broker
+                .metrics
+                .topics
+                .topic(&t.topic.0)
+                .bytes_out(bytes as u64);
+        }
+    }
+    resp
 }
 
 /// One pass over the requested partitions. Returns the response, the record bytes in it, and
@@ -63,7 +104,7 @@ fn read_once(
     } else {
         req.replica_id.0
     };
-    let follower = replica_id >= 0;
+    let follower = from_follower(req, ctx.version);
     let now = super::now_ms();
     let mut hw_moved = false;
     let mut not_leader = Vec::new();

@@ -185,6 +185,11 @@ pub async fn handle(
         } => (header, api_key, version, *request),
     };
     let correlation_id = header.correlation_id;
+    let started = std::time::Instant::now();
+    let fetch_from_follower = match &request {
+        RequestKind::Fetch(r) => Some(fetch::from_follower(r, version)),
+        _ => None,
+    };
     let ctx = RequestContext {
         header,
         api_key,
@@ -321,6 +326,10 @@ pub async fn handle(
             ));
         }
     };
+    broker
+        .metrics
+        .requests
+        .observe(api_key, fetch_from_follower, started.elapsed());
     match response {
         Some(body) => encode_response(api_key, version, correlation_id, &body).map(Some),
         None => Ok(None),

@@ -119,8 +119,11 @@ pub async fn handle(
         } else {
             ErrorCode::UnknownTopicOrPartition
         };
+        // Looked up once per topic of the request; each append then only adds to atomics.
+        let counters = topic_meta.map(|t| broker.metrics.topics.topic(&t.name));
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
+            let sent_bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
             let mut resp = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)
@@ -192,6 +195,12 @@ pub async fn handle(
             match result {
                 Ok(info) => {
                     appended_any = true;
+                    // A retried batch already counted the first time.
+                    if !info.duplicate
+                        && let Some(c) = &counters
+                    {
+                        c.messages_in(info.record_count.max(0) as u64, sent_bytes);
+                    }
                     if acks == -1
                         && let Some(partition) = partition
                     {
