@@ -1,5 +1,6 @@
 //! The metadata quorum: the metadata log replicated with `openraft` among the controllers
 //! (`controller.quorum.voters`), as Kafka's KRaft. The Raft leader is the active controller.
+//! Broker-only nodes follow it without voting (`observer`).
 //!
 //! This is the only module that names openraft types; the rest of strom sees `Quorum` and the
 //! metadata commands. It owns a dedicated single-threaded runtime ("strom-controller") that runs
@@ -13,7 +14,10 @@
 
 mod log_store;
 mod network;
+mod observer;
 mod state_machine;
+
+pub use observer::{Observer, ObserverConfig};
 
 use crate::command::{CommandOutcome, MetadataCommand};
 use crate::image::{BrokerMeta, MetadataImage};
@@ -56,8 +60,20 @@ pub struct QuorumConfig {
 pub enum LeaderRequest {
     Write(MetadataCommand),
     Register(BrokerMeta),
-    Heartbeat { node_id: i32, incarnation_id: Uuid },
+    Heartbeat {
+        node_id: i32,
+        incarnation_id: Uuid,
+    },
+    /// A broker-only node (an observer of the metadata log) asks for the image once it is newer
+    /// than `after_epoch`; the controller holds the request up to `OBSERVER_FETCH_WAIT` first,
+    /// so a change reaches the observers at once without them polling hard.
+    FetchImage {
+        after_epoch: u64,
+    },
 }
+
+/// How long the active controller holds an observer's FetchImage when nothing changed.
+const OBSERVER_FETCH_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum LeaderReply {
@@ -66,6 +82,14 @@ pub enum LeaderReply {
     HeartbeatOk,
     /// The controller does not know this incarnation: register (again).
     NeedRegistration,
+    /// The committed image for an observer, with what it needs to find the quorum next time.
+    Image {
+        image: MetadataImage,
+        leader: i32,
+        term: u64,
+        /// Every voter's node id and CONTROLLER address.
+        voters: BTreeMap<i32, String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,15 +150,7 @@ impl Quorum {
         listener: std::net::TcpListener,
         image: Arc<watch::Sender<Arc<MetadataImage>>>,
     ) -> Result<Quorum, MetaError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("strom-controller")
-            .enable_all()
-            .build()
-            .map_err(|source| MetaError::Io {
-                context: "starting the controller runtime".into(),
-                source,
-            })?;
+        let runtime = controller_runtime("strom-controller")?;
         let handle = runtime.handle().clone();
         let raft_dir = dir.join("raft");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -232,21 +248,7 @@ impl Quorum {
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T, MetaError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        let wait = || {
-            rx.recv_timeout(LEADER_WAIT + Duration::from_secs(5))
-                .map_err(|_| MetaError::Unavailable("the metadata quorum did not answer".into()))
-        };
-        let in_multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if in_multi_thread {
-            tokio::task::block_in_place(wait)
-        } else {
-            wait()
-        }
+        block_on(&self.handle, fut)
     }
 
     /// Send `req` to the active controller (this node or another) and wait for its answer.
@@ -306,6 +308,42 @@ impl Quorum {
             voters,
         }
     }
+}
+
+/// Run `fut` on `handle`'s runtime and wait for it from synchronous code (or a multi-thread
+/// runtime's worker, which is told it blocks).
+pub(crate) fn block_on<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, MetaError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let wait = || {
+        rx.recv_timeout(LEADER_WAIT + Duration::from_secs(5))
+            .map_err(|_| MetaError::Unavailable("the metadata quorum did not answer".into()))
+    };
+    let in_multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if in_multi_thread {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
+    }
+}
+
+/// The controller runtime: one worker, so Raft is never starved by the broker's own work.
+pub(crate) fn controller_runtime(name: &str) -> Result<tokio::runtime::Runtime, MetaError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|source| MetaError::Io {
+            context: "starting the controller runtime".into(),
+            source,
+        })
 }
 
 impl Inner {
@@ -393,6 +431,28 @@ impl Inner {
                     }
                     _ => Ok(LeaderReply::NeedRegistration),
                 }
+            }
+            LeaderRequest::FetchImage { after_epoch } => {
+                self.check_leader()?;
+                let mut rx = self.image.subscribe();
+                // Timing out is the normal answer when nothing changed: the current image.
+                let _ = tokio::time::timeout(
+                    OBSERVER_FETCH_WAIT,
+                    rx.wait_for(|i| i.epoch > after_epoch),
+                )
+                .await;
+                let image = (**self.image.borrow()).clone();
+                let m = self.raft.metrics().borrow().clone();
+                Ok(LeaderReply::Image {
+                    image,
+                    leader: self.node_id as i32,
+                    term: m.current_term,
+                    voters: self
+                        .voters
+                        .iter()
+                        .map(|(id, n)| (*id as i32, n.addr.clone()))
+                        .collect(),
+                })
             }
         }
     }
