@@ -7,6 +7,7 @@ three-host cluster runs: the same command with a different node.id).
     c = cluster_factory(roles={1: "controller", 2: "controller", 3: "controller",
                                4: "broker", 5: "broker"})   # separate controllers and brokers
     c.brokers(), c.controllers()                  # nodes by role
+    c = cluster_factory(roles=..., joining={4})   # controller 4 starts outside the voters (add-voter)
     c.bootstrap, c.node(2).kill(), c.node(2).start(), c.controller_id(), c.partition_state(topic)
 
     c = cluster_factory(n=3, netns=True)          # each node in its own network namespace (netns.py)
@@ -113,14 +114,24 @@ class ClusterNode(Server):
 class Cluster:
     def __init__(self, workdir: Path, n: int = 3, overrides: dict | None = None,
                  network: NodeNetwork | None = None, roles: dict[int, str] | None = None,
-                 node_overrides: dict[int, dict] | None = None):
+                 node_overrides: dict[int, dict] | None = None, joining: set[int] | None = None):
         self.network = network
         roles = roles or {i: "broker,controller" for i in range(1, n + 1)}
+        joining = joining or set()
         ports = {i: free_port() for i in roles}
 
         def host(i: int) -> str:
             return network.address(i) if network else "127.0.0.1"
-        voters = ",".join(f"{i}@{host(i)}:{ports[i]}" for i, r in roles.items() if "controller" in r)
+        initial = [i for i, r in roles.items() if "controller" in r and i not in joining]
+        voters = ",".join(f"{i}@{host(i)}:{ports[i]}" for i in initial)
+        # A joining controller knows no voters: it finds the quorum through the bootstrap servers
+        # and votes once `strom cluster add-voter` adds it.
+        node_overrides = {k: dict(v) for k, v in (node_overrides or {}).items()}
+        for i in joining:
+            node_overrides.setdefault(i, {}).update({
+                "controller.quorum.voters": "",
+                "controller.quorum.bootstrap.servers": ",".join(f"{host(j)}:{ports[j]}" for j in initial),
+            })
         self.nodes: dict[int, ClusterNode] = {
             i: ClusterNode(Path(workdir) / f"node{i}", i, voters, ports[i],
                            {**(overrides or {}), **(node_overrides or {}).get(i, {})},
@@ -195,7 +206,8 @@ class Cluster:
             ids = {self.describe_cluster(n)["controller_id"] for n in self.live_nodes()}
             if len(ids) == 1:
                 (cid,) = ids
-                if cid in self.nodes and self.nodes[cid].alive():
+                # A broker-only node that knows no leader yet names itself: not an answer.
+                if cid in self.nodes and self.nodes[cid].alive() and self.nodes[cid].is_controller:
                     return cid
             return None
         return self.wait_for(agreed, what="the live nodes to agree on a live controller")
@@ -242,7 +254,8 @@ def cluster_factory(tmp_path_factory, request):
     networks: list[NodeNetwork] = []
 
     def make(n: int = 3, overrides: dict | None = None, start: bool = True, netns: bool = False,
-             roles: dict[int, str] | None = None, node_overrides: dict[int, dict] | None = None) -> Cluster:
+             roles: dict[int, str] | None = None, node_overrides: dict[int, dict] | None = None,
+             joining: set[int] | None = None) -> Cluster:
         network = None
         if netns:
             reason = netns_unavailable()
@@ -253,7 +266,7 @@ def cluster_factory(tmp_path_factory, request):
             networks.append(network)
             network.create()
         c = Cluster(tmp_path_factory.mktemp(f"cluster-{request.node.name[:40]}"), n, overrides, network,
-                    roles=roles, node_overrides=node_overrides)
+                    roles=roles, node_overrides=node_overrides, joining=joining)
         made.append(c)
         return c.start() if start else c
 

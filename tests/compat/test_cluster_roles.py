@@ -132,3 +132,59 @@ def test_bad_role_configs_stop_the_node_naming_the_key(tmp_path):
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
         assert out.returncode != 0, (overrides, out.stdout, out.stderr)
         assert f"for configuration {key}" in out.stderr + out.stdout, (overrides, out.stderr)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(require_strom_bin()), "cluster", *args], capture_output=True, text=True, timeout=60)
+
+
+SEEN: dict[str, str] = {}
+
+
+def voters(c) -> set[int]:
+    out = cli("describe", "--bootstrap-server", c.bootstrap)
+    assert out.returncode == 0, out.stderr
+    SEEN["describe"] = out.stdout  # shown when a wait on it fails
+    return {int(line.split("Voter: ")[1].split()[0]) for line in out.stdout.splitlines() if "Voter: " in line}
+
+
+def wait_voters(c, want: set[int], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while voters(c) != want:
+        if time.monotonic() > deadline:
+            pytest.fail(f"voters never became {sorted(want)}; last describe:\n{SEEN['describe']}\n{c.logs()}",
+                        pytrace=False)
+        time.sleep(0.3)
+
+
+def test_voters_are_added_and_removed_at_runtime(cluster_factory):
+    """KIP-853 style: controller 4 starts outside the quorum and is added with `strom cluster
+    add-voter`; two original voters are removed and stopped; the quorum (the leader and 4) still
+    commits, which it could not if 4 did not vote."""
+    c = cluster_factory(roles={1: "controller", 2: "controller", 3: "controller", 4: "controller", 5: "broker"},
+                        joining={4})
+    assert voters(c) == CONTROLLERS
+    ctl = c.controller_id()
+    out = cli("add-voter", "--node-id", "4", "--controller", f"127.0.0.1:{c.node(4).controller_port}",
+              "--bootstrap-server", c.bootstrap)
+    assert out.returncode == 0, out.stderr + out.stdout
+    wait_voters(c, CONTROLLERS | {4})
+    out = cli("add-voter", "--node-id", "4", "--controller", f"127.0.0.1:{c.node(4).controller_port}",
+              "--bootstrap-server", c.bootstrap)
+    assert out.returncode != 0 and "already a voter" in out.stderr, out.stderr
+
+    gone = sorted(CONTROLLERS - {ctl})
+    out = cli("remove-voter", "--node-id", str(gone[0]), "--bootstrap-server", c.bootstrap)
+    assert out.returncode == 0, out.stderr + out.stdout
+    wait_voters(c, {ctl, gone[1], 4})
+    out = cli("remove-voter", "--node-id", "9", "--bootstrap-server", c.bootstrap)
+    assert out.returncode != 0 and "not a voter" in out.stderr, out.stderr
+    c.node(gone[0]).kill()
+    c.node(gone[1]).kill()
+
+    # Two of the three voters left: the leader and the added one.
+    create(c.bootstrap, "after-voter-change", partitions=1, rf=1)
+    log = produce_all(producer(c.bootstrap), records("after-voter-change", 0, 10))
+    assert not log.errors and len(log.ok) == 10
+    time.sleep(SESSION_TIMEOUT_MS / 1000 + 1)
+    assert set(c.metadata(c.node(5)).brokers) == {5}, "the broker was fenced"

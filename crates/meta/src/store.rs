@@ -360,6 +360,38 @@ impl MetadataStore {
         }
     }
 
+    /// Kafka's AddRaftVoter: make the running controller `node_id` (CONTROLLER listener at
+    /// `address`, host:port) a voter. Refused on a single node.
+    pub fn add_voter(&self, node_id: i32, address: &str) -> Result<(), MetaError> {
+        self.voter_change(LeaderRequest::AddVoter {
+            node_id,
+            address: address.to_string(),
+        })
+    }
+
+    /// Kafka's RemoveRaftVoter: take `node_id` out of the voters.
+    pub fn remove_voter(&self, node_id: i32) -> Result<(), MetaError> {
+        self.voter_change(LeaderRequest::RemoveVoter { node_id })
+    }
+
+    fn voter_change(&self, req: LeaderRequest) -> Result<(), MetaError> {
+        let reply = match &self.backend {
+            Backend::Local { .. } => {
+                return Err(MetaError::Refused(
+                    "a single node has no metadata quorum to change (controller.quorum.voters is not set)".into(),
+                ));
+            }
+            Backend::Quorum(q) => q.leader_request_blocking(req)?,
+            Backend::Observer(o) => o.leader_request_blocking(req)?,
+        };
+        match reply {
+            LeaderReply::VotersChanged => Ok(()),
+            other => Err(MetaError::Unavailable(format!(
+                "unexpected controller reply {other:?}"
+            ))),
+        }
+    }
+
     /// Create a topic with the given replica placement (one replica list per partition).
     pub fn create_topic(
         &self,

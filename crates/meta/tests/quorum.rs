@@ -286,3 +286,67 @@ fn an_observer_follows_the_image_and_survives_a_leader_failover() {
         observer.image().topic("after-failover").map(|_| ())
     });
 }
+
+/// KIP-853 style voter changes: a controller started without voters joins once added; a removed
+/// voter no longer counts, so with two of the original three gone the quorum still commits only
+/// because the added voter votes.
+#[test]
+fn voters_are_added_and_removed_at_runtime() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut voters = BTreeMap::new();
+    for id in 1..=3 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("port");
+        voters.insert(id, l.local_addr().expect("addr").to_string());
+    }
+    let mut stores: BTreeMap<i32, MetadataStore> = (1..=3)
+        .map(|i| (i, open(&root.path().join(format!("n{i}")), i, &voters)))
+        .collect();
+    let leader = wait_for("a leader", || stores[&1].controller_id());
+    let listener = TcpListener::bind("127.0.0.1:0").expect("port");
+    let new_addr = listener.local_addr().expect("addr").to_string();
+    let joining = MetadataStore::open_cluster(
+        &root.path().join("n4"),
+        4,
+        ClusterOptions {
+            voters: BTreeMap::new(),
+            listener,
+            session_timeout: Duration::from_secs(3),
+        },
+    )
+    .expect("open the joining controller");
+    stores.insert(4, joining);
+    let follower = (1..=3).find(|i| *i != leader).expect("a follower");
+    stores[&follower]
+        .add_voter(4, &new_addr)
+        .expect("add voter 4 through a follower");
+    let voter_ids = |s: &MetadataStore| {
+        s.quorum_status()
+            .map(|q| q.voters.iter().map(|v| v.node_id).collect::<Vec<_>>())
+    };
+    assert_eq!(voter_ids(&stores[&leader]), Some(vec![1, 2, 3, 4]));
+    wait_for("the new voter to see itself a voter", || {
+        (voter_ids(&stores[&4]) == Some(vec![1, 2, 3, 4])).then_some(())
+    });
+    assert!(matches!(
+        stores[&leader].add_voter(4, &new_addr),
+        Err(MetaError::Refused(_))
+    ));
+
+    // Remove both original followers; stop them. Leader + the new voter are two of three.
+    let followers: Vec<i32> = (1..=3).filter(|i| *i != leader).collect();
+    stores[&leader]
+        .remove_voter(followers[0])
+        .expect("remove a follower");
+    assert!(matches!(
+        stores[&leader].remove_voter(followers[0]),
+        Err(MetaError::Refused(_))
+    ));
+    drop(stores.remove(&followers[0]));
+    drop(stores.remove(&followers[1]));
+    stores[&4]
+        .create_topic("after-voter-change", vec![vec![1]], BTreeMap::new())
+        .expect("a write committed by the leader and the added voter");
+    wait_for("the write on the new voter", || {
+        stores[&4].image().topic("after-voter-change").map(|_| ())
+    });
+}

@@ -1,7 +1,8 @@
 //! `process.roles` and what each role needs, as Kafka's KRaft checks it at start: a controller is
 //! one of `controller.quorum.voters` and has a CONTROLLER listener; a controller-only node has no
 //! client listener; a broker-only node is no voter, has no CONTROLLER listener, and finds the
-//! quorum through `controller.quorum.voters` or `controller.quorum.bootstrap.servers`.
+//! quorum through `controller.quorum.voters` or `controller.quorum.bootstrap.servers`. A controller
+//! given only `controller.quorum.bootstrap.servers` joins a running quorum as a new voter.
 
 use super::{BrokerConfig, ConfigError, invalid};
 
@@ -61,19 +62,17 @@ impl BrokerConfig {
             return Ok(());
         }
         if self.is_controller() {
-            if self.controller_quorum_voters.is_empty() {
-                return Err(invalid(
-                    "controller.quorum.voters",
-                    "",
-                    "a controller needs controller.quorum.voters (id@host:port,...) naming itself; a quorum formed from controller.quorum.bootstrap.servers alone (dynamic voters, KIP-853) is not supported yet",
-                ));
-            }
-            if !self.controller_quorum_voters.contains_key(&self.node_id) {
+            // Without controller.quorum.voters a controller joins a running quorum found through
+            // controller.quorum.bootstrap.servers: it votes once AddRaftVoter (`strom cluster
+            // add-voter`) has added it.
+            if !self.controller_quorum_voters.is_empty()
+                && !self.controller_quorum_voters.contains_key(&self.node_id)
+            {
                 return Err(invalid(
                     "controller.quorum.voters",
                     &voters,
                     &format!(
-                        "node.id {} has process.roles={roles} but is not one of the voters; list it, or make it process.roles=broker (adding voters at runtime is not supported yet)",
+                        "node.id {} has process.roles={roles} but is not one of the voters; list it, make it process.roles=broker, or start it with controller.quorum.bootstrap.servers only and add it with `strom cluster add-voter`",
                         self.node_id
                     ),
                 ));

@@ -70,7 +70,32 @@ pub enum LeaderRequest {
     FetchImage {
         after_epoch: u64,
     },
+    /// Kafka's AddRaftVoter (KIP-853): make the controller `node_id`, listening on `address`,
+    /// a voter, once it has caught up with the log as a learner.
+    AddVoter {
+        node_id: i32,
+        address: String,
+    },
+    /// Kafka's RemoveRaftVoter: take `node_id` out of the voters.
+    RemoveVoter {
+        node_id: i32,
+    },
 }
+
+impl LeaderRequest {
+    /// How long a caller waits for the answer: a new voter must catch up first.
+    pub(crate) fn timeout(&self) -> Duration {
+        match self {
+            LeaderRequest::AddVoter { .. } | LeaderRequest::RemoveVoter { .. } => {
+                VOTER_CHANGE_WAIT + Duration::from_secs(3)
+            }
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+/// How long a new voter may take to catch up as a learner before AddVoter gives up.
+const VOTER_CHANGE_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the active controller holds an observer's FetchImage when nothing changed.
 const OBSERVER_FETCH_WAIT: Duration = Duration::from_secs(1);
@@ -82,6 +107,8 @@ pub enum LeaderReply {
     HeartbeatOk,
     /// The controller does not know this incarnation: register (again).
     NeedRegistration,
+    /// The voter set changed as asked.
+    VotersChanged,
     /// The committed image for an observer, with what it needs to find the quorum next time.
     Image {
         image: MetadataImage,
@@ -119,7 +146,9 @@ pub struct QuorumStatus {
 pub(crate) struct Inner {
     node_id: u64,
     raft: Raft<TypeConfig>,
-    voters: BTreeMap<u64, BasicNode>,
+    /// `controller.quorum.voters`: the voters until the log's membership says otherwise (empty
+    /// for a controller that joins a running quorum).
+    configured_voters: BTreeMap<u64, BasicNode>,
     /// Last heartbeat per broker, on the active controller (Kafka keeps these in memory too).
     liveness: Mutex<HashMap<i32, (Uuid, Instant)>>,
     session_timeout: Duration,
@@ -212,8 +241,10 @@ impl Quorum {
             .map(|(id, addr)| (*id as u64, BasicNode::new(addr)))
             .collect();
         // Every voter initialises with the same membership on its first start (allowed by
-        // openraft): no format step, and no node is special.
-        if !raft.is_initialized().await.unwrap_or(true)
+        // openraft): no format step, and no node is special. A controller started without
+        // voters joins a running quorum: it waits, uninitialised, until AddVoter adds it.
+        if !voters.is_empty()
+            && !raft.is_initialized().await.unwrap_or(true)
             && let Err(e) = raft.initialize(voters.clone()).await
         {
             tracing::debug!(error = %e, "Raft initialize");
@@ -226,7 +257,7 @@ impl Quorum {
         let inner = Arc::new(Inner {
             node_id: cfg.node_id as u64,
             raft,
-            voters,
+            configured_voters: voters,
             liveness: Mutex::new(HashMap::new()),
             session_timeout: cfg.session_timeout,
             image,
@@ -283,7 +314,7 @@ impl Quorum {
         let last = m.last_log_index;
         let voters = self
             .inner
-            .voters
+            .voters()
             .iter()
             .map(|(id, node)| {
                 let lag = m.replication.as_ref().map(|r| {
@@ -347,6 +378,21 @@ pub(crate) fn controller_runtime(name: &str) -> Result<tokio::runtime::Runtime, 
 }
 
 impl Inner {
+    /// The voters of the membership this node last saw in the log (or the configured ones before
+    /// it has any).
+    fn voters(&self) -> BTreeMap<u64, BasicNode> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeMap<u64, BasicNode> = m
+            .voter_ids()
+            .filter_map(|id| m.membership().get_node(&id).map(|n| (id, n.clone())))
+            .collect();
+        if voters.is_empty() {
+            self.configured_voters.clone()
+        } else {
+            voters
+        }
+    }
+
     fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();
@@ -448,11 +494,66 @@ impl Inner {
                     leader: self.node_id as i32,
                     term: m.current_term,
                     voters: self
-                        .voters
+                        .voters()
                         .iter()
                         .map(|(id, n)| (*id as i32, n.addr.clone()))
                         .collect(),
                 })
+            }
+            LeaderRequest::AddVoter { node_id, address } => {
+                self.check_leader()?;
+                let mut ids: std::collections::BTreeSet<u64> =
+                    self.voters().keys().copied().collect();
+                if !ids.insert(node_id as u64) {
+                    return Err(LeaderError::Refused(format!(
+                        "node {node_id} is already a voter"
+                    )));
+                }
+                // As a learner first: it must hold the log before its vote counts.
+                let added = tokio::time::timeout(
+                    VOTER_CHANGE_WAIT,
+                    self.raft
+                        .add_learner(node_id as u64, BasicNode::new(&address), true),
+                )
+                .await;
+                match added {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(LeaderError::Unavailable(e.to_string())),
+                    // Refused, not Unavailable: retrying would only wait as long again.
+                    Err(_) => {
+                        return Err(LeaderError::Refused(format!(
+                            "controller {node_id} at {address} did not catch up with the metadata log within {}s (is it running with process.roles=controller and no controller.quorum.voters?)",
+                            VOTER_CHANGE_WAIT.as_secs()
+                        )));
+                    }
+                }
+                self.raft
+                    .change_membership(ids, false)
+                    .await
+                    .map_err(|e| LeaderError::Unavailable(e.to_string()))?;
+                tracing::info!(node_id, %address, "added voter to the metadata quorum");
+                Ok(LeaderReply::VotersChanged)
+            }
+            LeaderRequest::RemoveVoter { node_id } => {
+                self.check_leader()?;
+                let mut ids: std::collections::BTreeSet<u64> =
+                    self.voters().keys().copied().collect();
+                if !ids.remove(&(node_id as u64)) {
+                    return Err(LeaderError::Refused(format!(
+                        "node {node_id} is not a voter"
+                    )));
+                }
+                if ids.is_empty() {
+                    return Err(LeaderError::Refused(
+                        "the last voter cannot be removed".into(),
+                    ));
+                }
+                self.raft
+                    .change_membership(ids, false)
+                    .await
+                    .map_err(|e| LeaderError::Unavailable(e.to_string()))?;
+                tracing::info!(node_id, "removed voter from the metadata quorum");
+                Ok(LeaderReply::VotersChanged)
             }
         }
     }
@@ -467,7 +568,7 @@ async fn leader_request(inner: Arc<Inner>, req: LeaderRequest) -> Result<LeaderR
     // the other voters in turn (they answer or name their leader). A node that cannot win an
     // election (e.g. a second process with a taken node.id) still reaches the controller so.
     let others: Vec<u64> = inner
-        .voters
+        .voters()
         .keys()
         .copied()
         .filter(|id| *id != inner.node_id)
@@ -488,10 +589,10 @@ async fn leader_request(inner: Arc<Inner>, req: LeaderRequest) -> Result<LeaderR
             other => return finish(other),
         };
         let result = match target {
-            Ok(leader) => match inner.voters.get(&leader) {
+            Ok(leader) => match inner.voters().get(&leader) {
                 Some(node) => {
                     let rpc = network::Rpc::Leader(req.clone());
-                    match network::call(&node.addr, &rpc, Duration::from_secs(5)).await {
+                    match network::call(&node.addr, &rpc, req.timeout()).await {
                         Ok(network::RpcReply::Leader(r)) => r,
                         Ok(_) => Err(LeaderError::Unavailable("unexpected reply".into())),
                         Err(e) => Err(LeaderError::Unavailable(format!(

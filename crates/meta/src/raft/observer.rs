@@ -167,7 +167,7 @@ impl Inner {
         loop {
             for (id, addr) in self.targets() {
                 let rpc = Rpc::Forward(req.clone());
-                match network::call(&addr, &rpc, CALL_TIMEOUT).await {
+                match network::call(&addr, &rpc, CALL_TIMEOUT.max(req.timeout())).await {
                     Ok(RpcReply::Leader(Ok(reply))) => {
                         if let LeaderReply::Image {
                             leader,
