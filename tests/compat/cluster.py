@@ -1,9 +1,13 @@
 """A local strom cluster for the compat tests: N nodes on 127.0.0.1, each `strom server` with its own
-node.id, ports and data directory, all of them brokers and Raft controllers (as a three-host cluster
-runs: the same command with a different node.id).
+node.id, ports and data directory; by default all of them brokers and Raft controllers (as a
+three-host cluster runs: the same command with a different node.id).
 
     from cluster import cluster_factory          # pytest fixture
     c = cluster_factory(n=3)                      # started; quorum formed; every broker registered
+    c = cluster_factory(roles={1: "controller", 2: "controller", 3: "controller",
+                               4: "broker", 5: "broker"})   # separate controllers and brokers
+    c.brokers(), c.controllers()                  # nodes by role
+    c = cluster_factory(roles=..., joining={4})   # controller 4 starts outside the voters (add-voter)
     c.bootstrap, c.node(2).kill(), c.node(2).start(), c.controller_id(), c.partition_state(topic)
 
     c = cluster_factory(n=3, netns=True)          # each node in its own network namespace (netns.py)
@@ -14,6 +18,8 @@ Every wait is bounded; a failure shows the tails of the nodes' logs.
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,7 +27,7 @@ from typing import Callable
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from conftest import TARGET, Server, free_port, require_strom_bin
+from conftest import TARGET, Server, _die_with_parent, free_port, require_strom_bin
 from netns import NodeNetwork, netns_unavailable
 
 # Tests use short sessions so fencing is observable quickly (Kafka's defaults are 9000 / 2000).
@@ -33,21 +39,65 @@ class ClusterNode(Server):
     """One node of the cluster: a conftest.Server with a node id and a CONTROLLER listener."""
 
     def __init__(self, workdir: Path, node_id: int, voters: str, controller_port: int, overrides: dict,
-                 host: str = "127.0.0.1", exec_prefix: list[str] | None = None):
+                 host: str = "127.0.0.1", exec_prefix: list[str] | None = None,
+                 roles: str = "broker,controller"):
         super().__init__(workdir, overrides, name=f"node{node_id}")
         self.node_id = node_id
         self.controller_port = controller_port
         self.voters = voters
         self.host = host
+        self.roles = roles
         # `ip netns exec NS` execs the server, so the process we hold (and kill) is strom itself.
         self.exec_prefix = list(exec_prefix or [])
 
+    @property
+    def is_broker(self) -> bool:
+        return "broker" in self.roles
+
+    @property
+    def is_controller(self) -> bool:
+        return "controller" in self.roles
+
+    def start(self, timeout: float = 30.0) -> "ClusterNode":
+        if self.is_broker:
+            return super().start(timeout)
+        # A controller-only node has no client listener: it is up once its CONTROLLER port is.
+        self._spawn()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"controller node {self.node_id} exited with code {self.proc.returncode}\n"
+                            f"{self.log_tail()}", pytrace=False)
+            try:
+                socket.create_connection((self.host, self.controller_port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"controller node {self.node_id} did not listen on {self.controller_port}\n{self.log_tail()}",
+                    pytrace=False)
+
+    def _spawn(self) -> None:
+        assert not self.alive(), "server already running"
+        cmd = self.command()
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent,
+                                         cwd=str(self.workdir))
+
     def command(self) -> list[str]:
         binary = require_strom_bin()
+        listeners = []
+        if self.is_broker:
+            listeners.append(f"PLAINTEXT://{self.host}:{self.port}")
+        if self.is_controller:
+            listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
         conf = {
             "node.id": str(self.node_id),
-            "process.roles": "broker,controller",
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "process.roles": self.roles,
+            "listeners": ",".join(listeners),
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": self.voters,
             "log.dirs": str(self.datadir),
@@ -63,28 +113,49 @@ class ClusterNode(Server):
 
 class Cluster:
     def __init__(self, workdir: Path, n: int = 3, overrides: dict | None = None,
-                 network: NodeNetwork | None = None):
+                 network: NodeNetwork | None = None, roles: dict[int, str] | None = None,
+                 node_overrides: dict[int, dict] | None = None, joining: set[int] | None = None):
         self.network = network
-        ports = {i: free_port() for i in range(1, n + 1)}
+        roles = roles or {i: "broker,controller" for i in range(1, n + 1)}
+        joining = joining or set()
+        ports = {i: free_port() for i in roles}
 
         def host(i: int) -> str:
             return network.address(i) if network else "127.0.0.1"
-        voters = ",".join(f"{i}@{host(i)}:{p}" for i, p in ports.items())
+        initial = [i for i, r in roles.items() if "controller" in r and i not in joining]
+        voters = ",".join(f"{i}@{host(i)}:{ports[i]}" for i in initial)
+        # A joining controller knows no voters: it finds the quorum through the bootstrap servers
+        # and votes once `strom cluster add-voter` adds it.
+        node_overrides = {k: dict(v) for k, v in (node_overrides or {}).items()}
+        for i in joining:
+            node_overrides.setdefault(i, {}).update({
+                "controller.quorum.voters": "",
+                "controller.quorum.bootstrap.servers": ",".join(f"{host(j)}:{ports[j]}" for j in initial),
+            })
         self.nodes: dict[int, ClusterNode] = {
-            i: ClusterNode(Path(workdir) / f"node{i}", i, voters, ports[i], dict(overrides or {}),
-                           host=host(i), exec_prefix=network.exec_prefix(i) if network else None)
-            for i in range(1, n + 1)
+            i: ClusterNode(Path(workdir) / f"node{i}", i, voters, ports[i],
+                           {**(overrides or {}), **(node_overrides or {}).get(i, {})},
+                           host=host(i), exec_prefix=network.exec_prefix(i) if network else None,
+                           roles=r)
+            for i, r in roles.items()
         }
 
     @property
     def bootstrap(self) -> str:
-        return ",".join(n.bootstrap for n in self.nodes.values() if n.alive())
+        return ",".join(n.bootstrap for n in self.nodes.values() if n.alive() and n.is_broker)
+
+    def brokers(self) -> list[ClusterNode]:
+        return [n for n in self.nodes.values() if n.is_broker]
+
+    def controllers(self) -> list[ClusterNode]:
+        return [n for n in self.nodes.values() if n.is_controller]
 
     def node(self, node_id: int) -> ClusterNode:
         return self.nodes[node_id]
 
     def live_nodes(self) -> list[ClusterNode]:
-        return [n for n in self.nodes.values() if n.alive()]
+        """Live nodes that serve clients (every node unless some are controller-only)."""
+        return [n for n in self.nodes.values() if n.alive() and n.is_broker]
 
     def start(self, timeout: float = 30.0) -> "Cluster":
         # Start every process first: a node alone cannot form the quorum.
@@ -135,13 +206,14 @@ class Cluster:
             ids = {self.describe_cluster(n)["controller_id"] for n in self.live_nodes()}
             if len(ids) == 1:
                 (cid,) = ids
-                if cid in self.nodes and self.nodes[cid].alive():
+                # A broker-only node that knows no leader yet names itself: not an answer.
+                if cid in self.nodes and self.nodes[cid].alive() and self.nodes[cid].is_controller:
                     return cid
             return None
         return self.wait_for(agreed, what="the live nodes to agree on a live controller")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Every live node lists exactly the live brokers."""
+        """Every live broker lists exactly the live brokers."""
         want = {n.node_id for n in self.live_nodes()}
 
         def ready():
@@ -181,7 +253,9 @@ def cluster_factory(tmp_path_factory, request):
     made: list[Cluster] = []
     networks: list[NodeNetwork] = []
 
-    def make(n: int = 3, overrides: dict | None = None, start: bool = True, netns: bool = False) -> Cluster:
+    def make(n: int = 3, overrides: dict | None = None, start: bool = True, netns: bool = False,
+             roles: dict[int, str] | None = None, node_overrides: dict[int, dict] | None = None,
+             joining: set[int] | None = None) -> Cluster:
         network = None
         if netns:
             reason = netns_unavailable()
@@ -191,7 +265,8 @@ def cluster_factory(tmp_path_factory, request):
             # Registered before it exists: a half-built network is torn down too.
             networks.append(network)
             network.create()
-        c = Cluster(tmp_path_factory.mktemp(f"cluster-{request.node.name[:40]}"), n, overrides, network)
+        c = Cluster(tmp_path_factory.mktemp(f"cluster-{request.node.name[:40]}"), n, overrides, network,
+                    roles=roles, node_overrides=node_overrides, joining=joining)
         made.append(c)
         return c.start() if start else c
 

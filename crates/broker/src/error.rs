@@ -48,6 +48,7 @@ pub enum ErrorCode {
     InvalidRecord = 87,
     ProducerFenced = 90,
     TransactionalIdNotFound = 105,
+    InconsistentClusterId = 104,
     InvalidRegularExpression = 128,
     UnknownTopicId = 100,
     UnsupportedEndpointType = 115,

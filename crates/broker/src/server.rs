@@ -61,6 +61,7 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
         .transpose()?;
     tracing::info!(
         node_id = broker.node_id(),
+        process_roles = %broker.config.process_roles.join(","),
         cluster_id = %broker.metadata.cluster_id(),
         listeners = %broker.config.client_listeners().iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
         log_dir = %broker.config.data_dir().display(),
@@ -86,39 +87,40 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// A node of a cluster: bind the CONTROLLER listener, start the Raft metadata quorum on it, then
-/// open the broker. The quorum forms in the background; this does not wait for the other voters.
+/// A node of a cluster. A controller (process.roles includes controller) binds the CONTROLLER
+/// listener and starts the Raft metadata quorum on it; a broker-only node follows the quorum as
+/// an observer. Then the broker opens. The quorum forms in the background; this does not wait.
 fn open_cluster_node(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
     let dir = config.data_dir().to_path_buf();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating log.dirs directory {}", dir.display()))?;
-    let listener = config
-        .controller_listener()
-        .context("a controller needs a CONTROLLER listener (listeners)")?;
-    let socket = std::net::TcpListener::bind(listener.bind_addr())
-        .with_context(|| format!("binding controller listener {listener} (listeners)"))?;
-    let voters = config
-        .controller_quorum_voters
-        .iter()
-        .map(|(id, (host, port))| {
-            let addr = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
-            (*id, addr)
-        })
-        .collect();
-    let metadata = strom_meta::MetadataStore::open_cluster(
-        &dir,
-        config.node_id,
-        strom_meta::ClusterOptions {
-            voters,
-            listener: socket,
-            session_timeout: std::time::Duration::from_millis(config.broker_session_timeout_ms),
-        },
-    )
-    .with_context(|| format!("opening the metadata quorum in {}", dir.display()))?;
+    let metadata = if config.is_controller() {
+        let listener = config
+            .controller_listener()
+            .context("a controller needs a CONTROLLER listener (listeners)")?;
+        let socket = std::net::TcpListener::bind(listener.bind_addr())
+            .with_context(|| format!("binding controller listener {listener} (listeners)"))?;
+        strom_meta::MetadataStore::open_cluster(
+            &dir,
+            config.node_id,
+            strom_meta::ClusterOptions {
+                voters: config.voter_addresses(),
+                listener: socket,
+                session_timeout: std::time::Duration::from_millis(config.broker_session_timeout_ms),
+            },
+        )
+        .with_context(|| format!("opening the metadata quorum in {}", dir.display()))?
+    } else {
+        strom_meta::MetadataStore::open_observer(
+            &dir,
+            config.node_id,
+            strom_meta::ObserverOptions {
+                voters: config.voter_addresses(),
+                bootstrap: config.controller_bootstrap_addresses(),
+            },
+        )
+        .with_context(|| format!("following the metadata quorum from {}", dir.display()))?
+    };
     Broker::open_with(config, metadata)
 }
 

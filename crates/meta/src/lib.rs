@@ -16,5 +16,5 @@ pub mod topic_name;
 pub use command::{CommandError, CommandResult, MetadataCommand};
 pub use image::{BrokerEndpoint, BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 pub use raft::{QuorumStatus, VoterStatus};
-pub use store::{ClusterOptions, HeartbeatOutcome, MetaError, MetadataStore};
+pub use store::{ClusterOptions, HeartbeatOutcome, MetaError, MetadataStore, ObserverOptions};
 pub use topic_name::{TopicNameError, validate_topic_name};

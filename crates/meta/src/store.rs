@@ -10,7 +10,9 @@
 
 use crate::command::{CommandError, CommandResult, MetadataCommand};
 use crate::image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
-use crate::raft::{LeaderReply, LeaderRequest, Quorum, QuorumConfig, QuorumStatus};
+use crate::raft::{
+    LeaderReply, LeaderRequest, Observer, ObserverConfig, Quorum, QuorumConfig, QuorumStatus,
+};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fs;
@@ -96,11 +98,21 @@ pub struct ClusterOptions {
     pub session_timeout: Duration,
 }
 
+/// How a broker-only node (an observer of the metadata log) finds the quorum.
+pub struct ObserverOptions {
+    /// `controller.quorum.voters`: voter node ids and their CONTROLLER host:port (may be empty).
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.quorum.bootstrap.servers` (host:port), used while no voter is known.
+    pub bootstrap: Vec<String>,
+}
+
 enum Backend {
     /// One node, no quorum: the image in one JSON file.
     Local { write_lock: Mutex<()> },
     /// The Raft metadata log among the controllers.
     Quorum(Quorum),
+    /// A broker-only node following the controllers' image.
+    Observer(Observer),
 }
 
 pub struct MetadataStore {
@@ -187,6 +199,35 @@ impl MetadataStore {
         })
     }
 
+    /// Open the store of a broker-only node: no Raft log here; the image follows the active
+    /// controller's. Returns at once; the image fills once a controller answers.
+    pub fn open_observer(
+        dir: &Path,
+        node_id: i32,
+        options: ObserverOptions,
+    ) -> Result<MetadataStore, MetaError> {
+        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let stored_cluster_id = read_meta_properties(dir, node_id)?;
+        let (tx, _) = watch::channel(Arc::new(MetadataImage::default()));
+        let image = Arc::new(tx);
+        let observer = Observer::start(
+            ObserverConfig {
+                node_id,
+                voters: options.voters,
+                bootstrap: options.bootstrap,
+                dir: dir.to_path_buf(),
+                stored_cluster_id,
+            },
+            image.clone(),
+        )?;
+        Ok(MetadataStore {
+            dir: dir.to_path_buf(),
+            node_id,
+            image,
+            backend: Backend::Observer(observer),
+        })
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
     }
@@ -201,7 +242,7 @@ impl MetadataStore {
     }
 
     pub fn is_cluster(&self) -> bool {
-        matches!(self.backend, Backend::Quorum(_))
+        !matches!(self.backend, Backend::Local { .. })
     }
 
     /// The active controller's node id: this node on a single node, the Raft leader otherwise.
@@ -209,6 +250,7 @@ impl MetadataStore {
         match &self.backend {
             Backend::Local { .. } => Some(self.node_id),
             Backend::Quorum(q) => q.status().leader,
+            Backend::Observer(o) => o.status().leader,
         }
     }
 
@@ -217,6 +259,7 @@ impl MetadataStore {
         match &self.backend {
             Backend::Local { .. } => true,
             Backend::Quorum(q) => q.is_leader(),
+            Backend::Observer(_) => false,
         }
     }
 
@@ -224,13 +267,14 @@ impl MetadataStore {
         match &self.backend {
             Backend::Local { .. } => None,
             Backend::Quorum(q) => Some(q.status()),
+            Backend::Observer(o) => Some(o.status()),
         }
     }
 
     /// Last heartbeat per broker as the active controller saw it (empty elsewhere).
     pub fn broker_liveness(&self) -> std::collections::HashMap<i32, (Uuid, std::time::Instant)> {
         match &self.backend {
-            Backend::Local { .. } => Default::default(),
+            Backend::Local { .. } | Backend::Observer(_) => Default::default(),
             Backend::Quorum(q) => q.liveness(),
         }
     }
@@ -239,6 +283,10 @@ impl MetadataStore {
     pub fn check_cluster_id(&self) -> Result<(), MetaError> {
         match &self.backend {
             Backend::Quorum(q) => match q.cluster_id_conflict() {
+                Some(msg) => Err(MetaError::Refused(msg)),
+                None => Ok(()),
+            },
+            Backend::Observer(o) => match o.cluster_id_conflict() {
                 Some(msg) => Err(MetaError::Refused(msg)),
                 None => Ok(()),
             },
@@ -251,6 +299,7 @@ impl MetadataStore {
         match &self.backend {
             Backend::Local { write_lock } => self.apply_local(write_lock, &cmd),
             Backend::Quorum(q) => outcome(q.leader_request_blocking(LeaderRequest::Write(cmd))?),
+            Backend::Observer(o) => outcome(o.leader_request_blocking(LeaderRequest::Write(cmd))?),
         }
     }
 
@@ -258,6 +307,7 @@ impl MetadataStore {
         match &self.backend {
             Backend::Local { write_lock } => self.apply_local(write_lock, &cmd),
             Backend::Quorum(q) => outcome(q.leader_request(LeaderRequest::Write(cmd)).await?),
+            Backend::Observer(o) => outcome(o.leader_request(LeaderRequest::Write(cmd)).await?),
         }
     }
 
@@ -270,6 +320,9 @@ impl MetadataStore {
             Backend::Quorum(q) => {
                 outcome(q.leader_request_blocking(LeaderRequest::Register(broker))?).map(|_| ())
             }
+            Backend::Observer(o) => {
+                outcome(o.leader_request_blocking(LeaderRequest::Register(broker))?).map(|_| ())
+            }
         }
     }
 
@@ -281,6 +334,9 @@ impl MetadataStore {
             Backend::Quorum(q) => {
                 outcome(q.leader_request(LeaderRequest::Register(broker)).await?).map(|_| ())
             }
+            Backend::Observer(o) => {
+                outcome(o.leader_request(LeaderRequest::Register(broker)).await?).map(|_| ())
+            }
         }
     }
 
@@ -289,18 +345,50 @@ impl MetadataStore {
         node_id: i32,
         incarnation_id: Uuid,
     ) -> Result<HeartbeatOutcome, MetaError> {
-        match &self.backend {
-            Backend::Local { .. } => Ok(HeartbeatOutcome::Ok),
-            Backend::Quorum(q) => match q
-                .leader_request(LeaderRequest::Heartbeat {
-                    node_id,
-                    incarnation_id,
-                })
-                .await?
-            {
-                LeaderReply::NeedRegistration => Ok(HeartbeatOutcome::NeedRegistration),
-                _ => Ok(HeartbeatOutcome::Ok),
-            },
+        let req = LeaderRequest::Heartbeat {
+            node_id,
+            incarnation_id,
+        };
+        let reply = match &self.backend {
+            Backend::Local { .. } => return Ok(HeartbeatOutcome::Ok),
+            Backend::Quorum(q) => q.leader_request(req).await?,
+            Backend::Observer(o) => o.leader_request(req).await?,
+        };
+        match reply {
+            LeaderReply::NeedRegistration => Ok(HeartbeatOutcome::NeedRegistration),
+            _ => Ok(HeartbeatOutcome::Ok),
+        }
+    }
+
+    /// Kafka's AddRaftVoter: make the running controller `node_id` (CONTROLLER listener at
+    /// `address`, host:port) a voter. Refused on a single node.
+    pub fn add_voter(&self, node_id: i32, address: &str) -> Result<(), MetaError> {
+        self.voter_change(LeaderRequest::AddVoter {
+            node_id,
+            address: address.to_string(),
+        })
+    }
+
+    /// Kafka's RemoveRaftVoter: take `node_id` out of the voters.
+    pub fn remove_voter(&self, node_id: i32) -> Result<(), MetaError> {
+        self.voter_change(LeaderRequest::RemoveVoter { node_id })
+    }
+
+    fn voter_change(&self, req: LeaderRequest) -> Result<(), MetaError> {
+        let reply = match &self.backend {
+            Backend::Local { .. } => {
+                return Err(MetaError::Refused(
+                    "a single node has no metadata quorum to change (controller.quorum.voters is not set)".into(),
+                ));
+            }
+            Backend::Quorum(q) => q.leader_request_blocking(req)?,
+            Backend::Observer(o) => o.leader_request_blocking(req)?,
+        };
+        match reply {
+            LeaderReply::VotersChanged => Ok(()),
+            other => Err(MetaError::Unavailable(format!(
+                "unexpected controller reply {other:?}"
+            ))),
         }
     }
 

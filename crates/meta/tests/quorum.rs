@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use strom_meta::{ClusterOptions, MetaError, MetadataStore};
+use strom_meta::{ClusterOptions, MetaError, MetadataStore, ObserverOptions};
 
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -204,4 +204,149 @@ fn a_node_from_another_cluster_is_refused() {
         "{msg}"
     );
     assert!(stores[&1].check_cluster_id().is_ok());
+}
+
+/// A broker-only node (an observer, no vote) given one bootstrap controller: it follows the
+/// image, its writes reach the active controller, and it keeps both after the leader is lost.
+#[test]
+fn an_observer_follows_the_image_and_survives_a_leader_failover() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut voters = BTreeMap::new();
+    for id in 1..=3 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("port");
+        voters.insert(id, l.local_addr().expect("addr").to_string());
+    }
+    let mut stores: BTreeMap<i32, MetadataStore> = (1..=3)
+        .map(|i| (i, open(&root.path().join(format!("n{i}")), i, &voters)))
+        .collect();
+    let leader = wait_for("a leader", || stores[&1].controller_id());
+    // Bootstrap through a voter that is not the leader: it must be told where the leader is.
+    let follower = (1..=3).find(|i| *i != leader).expect("a follower");
+    let observer_dir = root.path().join("n4");
+    let observer = MetadataStore::open_observer(
+        &observer_dir,
+        4,
+        ObserverOptions {
+            voters: BTreeMap::new(),
+            bootstrap: vec![voters[&follower].clone()],
+        },
+    )
+    .expect("open observer");
+    let cluster_id = wait_for("the cluster id on the observer", || {
+        let id = observer.cluster_id();
+        (!id.is_empty()).then_some(id)
+    });
+    assert_eq!(cluster_id, stores[&leader].cluster_id());
+    let props = wait_for("the observer's meta.properties", || {
+        std::fs::read_to_string(observer_dir.join("meta.properties")).ok()
+    });
+    assert!(
+        props.contains(&format!("cluster.id={cluster_id}")),
+        "{props}"
+    );
+    assert!(!observer.is_active_controller());
+    assert_eq!(observer.controller_id(), Some(leader));
+
+    stores[&leader]
+        .create_topic("from-controller", vec![vec![4]], BTreeMap::new())
+        .expect("create on the leader");
+    wait_for("the controller's write on the observer", || {
+        observer.image().topic("from-controller").map(|_| ())
+    });
+    observer
+        .create_topic("from-observer", vec![vec![4]], BTreeMap::new())
+        .expect("a write from the observer");
+    for s in stores.values() {
+        wait_for("the observer's write on every voter", || {
+            s.image().topic("from-observer").map(|_| ())
+        });
+    }
+    let status = observer.quorum_status().expect("quorum status");
+    assert_eq!(
+        status.voters.iter().map(|v| v.node_id).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "the observer learned every voter from its bootstrap controller"
+    );
+
+    drop(stores.remove(&leader));
+    let new_leader = wait_for("the observer to see a new leader", || {
+        observer.controller_id().filter(|l| *l != leader)
+    });
+    assert!(stores.contains_key(&new_leader));
+    observer
+        .create_topic("after-failover", vec![vec![4]], BTreeMap::new())
+        .expect("a write from the observer after failover");
+    wait_for("the write on the new leader", || {
+        stores[&new_leader]
+            .image()
+            .topic("after-failover")
+            .map(|_| ())
+    });
+    wait_for("the write back on the observer", || {
+        observer.image().topic("after-failover").map(|_| ())
+    });
+}
+
+/// KIP-853 style voter changes: a controller started without voters joins once added; a removed
+/// voter no longer counts, so with two of the original three gone the quorum still commits only
+/// because the added voter votes.
+#[test]
+fn voters_are_added_and_removed_at_runtime() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut voters = BTreeMap::new();
+    for id in 1..=3 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("port");
+        voters.insert(id, l.local_addr().expect("addr").to_string());
+    }
+    let mut stores: BTreeMap<i32, MetadataStore> = (1..=3)
+        .map(|i| (i, open(&root.path().join(format!("n{i}")), i, &voters)))
+        .collect();
+    let leader = wait_for("a leader", || stores[&1].controller_id());
+    let listener = TcpListener::bind("127.0.0.1:0").expect("port");
+    let new_addr = listener.local_addr().expect("addr").to_string();
+    let joining = MetadataStore::open_cluster(
+        &root.path().join("n4"),
+        4,
+        ClusterOptions {
+            voters: BTreeMap::new(),
+            listener,
+            session_timeout: Duration::from_secs(3),
+        },
+    )
+    .expect("open the joining controller");
+    stores.insert(4, joining);
+    let follower = (1..=3).find(|i| *i != leader).expect("a follower");
+    stores[&follower]
+        .add_voter(4, &new_addr)
+        .expect("add voter 4 through a follower");
+    let voter_ids = |s: &MetadataStore| {
+        s.quorum_status()
+            .map(|q| q.voters.iter().map(|v| v.node_id).collect::<Vec<_>>())
+    };
+    assert_eq!(voter_ids(&stores[&leader]), Some(vec![1, 2, 3, 4]));
+    wait_for("the new voter to see itself a voter", || {
+        (voter_ids(&stores[&4]) == Some(vec![1, 2, 3, 4])).then_some(())
+    });
+    assert!(matches!(
+        stores[&leader].add_voter(4, &new_addr),
+        Err(MetaError::Refused(_))
+    ));
+
+    // Remove both original followers; stop them. Leader + the new voter are two of three.
+    let followers: Vec<i32> = (1..=3).filter(|i| *i != leader).collect();
+    stores[&leader]
+        .remove_voter(followers[0])
+        .expect("remove a follower");
+    assert!(matches!(
+        stores[&leader].remove_voter(followers[0]),
+        Err(MetaError::Refused(_))
+    ));
+    drop(stores.remove(&followers[0]));
+    drop(stores.remove(&followers[1]));
+    stores[&4]
+        .create_topic("after-voter-change", vec![vec![1]], BTreeMap::new())
+        .expect("a write committed by the leader and the added voter");
+    wait_for("the write on the new voter", || {
+        stores[&4].image().topic("after-voter-change").map(|_| ())
+    });
 }

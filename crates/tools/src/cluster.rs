@@ -1,6 +1,8 @@
 //! `strom cluster describe`: the cluster id, the active controller, every broker (fenced or
 //! not) and the metadata quorum's voters with their lag, like kafka-cluster.sh and
-//! kafka-metadata-quorum.sh describe --status/--replication.
+//! kafka-metadata-quorum.sh describe --status/--replication. `strom cluster add-voter` and
+//! `remove-voter` change the voters (AddRaftVoter / RemoveRaftVoter, like
+//! kafka-metadata-quorum.sh add-controller / remove-controller).
 
 use crate::common::ConnectArgs;
 use crate::wire::WireClient;
@@ -23,12 +25,90 @@ pub enum ClusterCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Make a running controller (started with process.roles=controller and
+    /// controller.quorum.bootstrap.servers only) a voter of the metadata quorum.
+    AddVoter {
+        /// The new voter's node.id.
+        #[arg(long = "node-id")]
+        node_id: i32,
+        /// The new voter's CONTROLLER listener, HOST:PORT.
+        #[arg(long = "controller", value_name = "HOST:PORT")]
+        controller: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Take a voter out of the metadata quorum (stop that controller afterwards).
+    RemoveVoter {
+        /// The voter's node.id.
+        #[arg(long = "node-id")]
+        node_id: i32,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
 }
 
 pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Describe { connect } => describe(&connect),
+        ClusterCommand::AddVoter {
+            node_id,
+            controller,
+            connect,
+        } => add_voter(&connect, node_id, &controller),
+        ClusterCommand::RemoveVoter { node_id, connect } => remove_voter(&connect, node_id),
     }
+}
+
+fn add_voter(connect: &ConnectArgs, node_id: i32, controller: &str) -> anyhow::Result<()> {
+    use kafka_protocol::messages::add_raft_voter_request::{AddRaftVoterRequest, Listener};
+    use kafka_protocol::messages::add_raft_voter_response::AddRaftVoterResponse;
+    let Some((host, port)) = controller.rsplit_once(':') else {
+        bail!("--controller expects HOST:PORT, got '{controller}'");
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--controller: '{port}' is not a port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let req = AddRaftVoterRequest::default()
+        .with_cluster_id(None)
+        .with_timeout_ms(30_000)
+        .with_voter_id(node_id)
+        .with_listeners(vec![
+            Listener::default()
+                .with_name(StrBytes::from_static_str("CONTROLLER"))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port),
+        ]);
+    let mut c = WireClient::connect(&connect.bootstrap_server)?;
+    let resp: AddRaftVoterResponse = c.send(ApiKey::AddRaftVoter, 0, &req)?;
+    if resp.error_code != 0 {
+        bail!(
+            "AddRaftVoter failed with error code {}: {}",
+            resp.error_code,
+            resp.error_message.as_deref().unwrap_or("")
+        );
+    }
+    println!("Added voter {node_id} ({controller}) to the metadata quorum.");
+    Ok(())
+}
+
+fn remove_voter(connect: &ConnectArgs, node_id: i32) -> anyhow::Result<()> {
+    use kafka_protocol::messages::remove_raft_voter_request::RemoveRaftVoterRequest;
+    use kafka_protocol::messages::remove_raft_voter_response::RemoveRaftVoterResponse;
+    let req = RemoveRaftVoterRequest::default()
+        .with_cluster_id(None)
+        .with_voter_id(node_id);
+    let mut c = WireClient::connect(&connect.bootstrap_server)?;
+    let resp: RemoveRaftVoterResponse = c.send(ApiKey::RemoveRaftVoter, 0, &req)?;
+    if resp.error_code != 0 {
+        bail!(
+            "RemoveRaftVoter failed with error code {}: {}",
+            resp.error_code,
+            resp.error_message.as_deref().unwrap_or("")
+        );
+    }
+    println!("Removed voter {node_id} from the metadata quorum.");
+    Ok(())
 }
 
 fn describe(connect: &ConnectArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 
 pub mod listener;
 pub mod metrics_listener;
+mod roles;
 
 pub use listener::Listener;
 pub use metrics_listener::MetricsListener;
@@ -67,6 +68,9 @@ pub struct BrokerConfig {
     /// `controller.quorum.voters` (`id@host:port,...`): the Raft voters of the metadata quorum.
     /// Empty means a single node with its metadata in one local file.
     pub controller_quorum_voters: BTreeMap<i32, (String, u16)>,
+    /// `controller.quorum.bootstrap.servers` (`host:port,...`): controllers a broker-only node
+    /// asks first; it learns the voters from them.
+    pub controller_quorum_bootstrap_servers: Vec<(String, u16)>,
     /// `broker.rack`: replicas of a partition are spread across racks.
     pub broker_rack: Option<String>,
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
@@ -116,6 +120,7 @@ impl Default for BrokerConfig {
             log_cleaner_threads: 1,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             controller_quorum_voters: BTreeMap::new(),
+            controller_quorum_bootstrap_servers: Vec::new(),
             broker_rack: None,
             broker_session_timeout_ms: 9000,
             broker_heartbeat_interval_ms: 2000,
@@ -131,7 +136,6 @@ impl Default for BrokerConfig {
 /// Keys Kafka defines that strom accepts without acting on them yet; they get an info line, not a
 /// warning, so a stock `server.properties` starts quietly.
 const KNOWN_NOT_HONOURED: &[&str] = &[
-    "controller.quorum.bootstrap.servers",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
     "num.network.threads",
@@ -205,6 +209,12 @@ impl BrokerConfig {
                 }
                 "controller.listener.names" => c.controller_listener_names = split_list(v),
                 "controller.quorum.voters" => c.controller_quorum_voters = parse_voters(&key, v)?,
+                "controller.quorum.bootstrap.servers" => {
+                    c.controller_quorum_bootstrap_servers = split_list(v)
+                        .iter()
+                        .map(|a| parse_host_port(&key, v, a))
+                        .collect::<Result<_, _>>()?
+                }
                 "broker.rack" => {
                     c.broker_rack = Some(v.trim().to_string()).filter(|r| !r.is_empty())
                 }
@@ -330,64 +340,25 @@ impl BrokerConfig {
         }
         c.advertised_listeners
             .retain(|l| !c.controller_listener_names.contains(&l.name));
-        if c.client_listeners().is_empty() {
-            return Err(invalid(
-                "listeners",
-                &c.listeners
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                "no listener left for clients once controller.listener.names are taken out",
-            ));
-        }
-        for l in &c.advertised_listeners {
-            if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-                return Err(invalid(
-                    "advertised.listeners",
-                    &l.to_string(),
-                    "a client cannot connect to a wildcard address; set advertised.listeners to a reachable host",
-                ));
-            }
-        }
-        if !c.controller_quorum_voters.is_empty() {
-            if !c.process_roles.iter().any(|r| r == "controller")
-                || !c.controller_quorum_voters.contains_key(&c.node_id)
-            {
-                return Err(invalid(
-                    "controller.quorum.voters",
-                    &c.explicit["controller.quorum.voters"],
-                    &format!(
-                        "node.id {} must be one of the voters with process.roles including controller: broker-only and controller-only nodes are not supported yet",
-                        c.node_id
-                    ),
-                ));
-            }
-            if c.controller_listener().is_none() {
-                return Err(invalid(
-                    "listeners",
-                    &c.listeners
-                        .iter()
-                        .map(|l| l.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    "a controller needs a listener named in controller.listener.names (e.g. CONTROLLER://:9093)",
-                ));
-            }
-            if c.broker_heartbeat_interval_ms >= c.broker_session_timeout_ms {
-                return Err(invalid(
-                    "broker.heartbeat.interval.ms",
-                    &c.broker_heartbeat_interval_ms.to_string(),
-                    "must be smaller than broker.session.timeout.ms",
-                ));
-            }
-        }
+        c.check_roles()?;
         Ok(c)
     }
 
-    /// Whether this node is part of a cluster with a Raft metadata quorum.
+    /// Whether this node is part of a cluster with a Raft metadata quorum (as a voter or, for a
+    /// broker-only node, an observer of it).
     pub fn is_cluster(&self) -> bool {
         !self.controller_quorum_voters.is_empty()
+            || !self.controller_quorum_bootstrap_servers.is_empty()
+    }
+
+    /// `process.roles` includes broker: the node hosts partitions and serves clients.
+    pub fn is_broker(&self) -> bool {
+        self.process_roles.iter().any(|r| r == "broker")
+    }
+
+    /// `process.roles` includes controller: the node is a Raft voter of the metadata quorum.
+    pub fn is_controller(&self) -> bool {
+        self.process_roles.iter().any(|r| r == "controller")
     }
 
     /// The listener the controllers' Raft traffic uses (the first of controller.listener.names).
@@ -466,24 +437,31 @@ fn parse_voters(key: &str, v: &str) -> Result<BTreeMap<i32, (String, u16)>, Conf
             .trim()
             .parse()
             .map_err(|_| invalid(key, v, &format!("'{id}' is not a node id")))?;
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| invalid(key, v, &format!("'{addr}' is not host:port")))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| invalid(key, v, &format!("'{port}' is not a port")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        if host.is_empty() {
-            return Err(invalid(key, v, "every voter needs a host"));
-        }
+        let (host, port) = parse_host_port(key, v, addr)?;
         if out.insert(id, (host, port)).is_some() {
             return Err(invalid(key, v, &format!("node id {id} is listed twice")));
         }
     }
     Ok(out)
+}
+
+/// `host:port` (an IPv6 host in brackets) of a list item `item` of `key`'s value `v`.
+fn parse_host_port(key: &str, v: &str, item: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) = item
+        .trim()
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, v, &format!("'{item}' is not host:port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, v, &format!("'{port}' is not a port")))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty() {
+        return Err(invalid(key, v, &format!("'{item}' has no host")));
+    }
+    Ok((host, port))
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -590,6 +568,93 @@ mod tests {
         let err = load(&not_voter).expect_err("not a voter");
         assert!(
             err.to_string().contains("controller.quorum.voters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn controller_only_node_has_no_client_listener() {
+        let base = [
+            ("node.id", "1"),
+            ("process.roles", "controller"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093"),
+        ];
+        let c = load(&base).expect("controller-only node");
+        assert!(c.is_controller() && !c.is_broker() && c.is_cluster());
+        assert!(c.client_listeners().is_empty());
+        assert!(c.advertised_listeners.is_empty());
+        let mut with_client = base.to_vec();
+        with_client[2] = (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        );
+        let err = load(&with_client).expect_err("client listener on a controller");
+        assert!(err.to_string().contains("listeners"), "{err}");
+        assert!(err.to_string().contains("serves no clients"), "{err}");
+        let mut no_ctrl = base.to_vec();
+        no_ctrl[2] = ("listeners", "OTHER://127.0.0.1:9093");
+        let err = load(&no_ctrl).expect_err("no CONTROLLER listener");
+        assert!(err.to_string().contains("listeners"), "{err}");
+        let mut bootstrap_only = base.to_vec();
+        bootstrap_only[3] = ("controller.quorum.bootstrap.servers", "a:9093");
+        // A controller that joins a running quorum (it votes once added with AddRaftVoter).
+        let joining = load(&bootstrap_only).expect("joining controller");
+        assert!(joining.is_cluster() && joining.controller_quorum_voters.is_empty());
+        let err = load(&[("process.roles", "controller")]).expect_err("single controller");
+        assert!(err.to_string().contains("process.roles"), "{err}");
+    }
+
+    #[test]
+    fn broker_only_node_follows_the_quorum_without_voting() {
+        let base = [
+            ("node.id", "4"),
+            ("process.roles", "broker"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+            ("controller.quorum.voters", "1@a:9093,2@b:9093,3@c:9093"),
+        ];
+        let c = load(&base).expect("broker-only node");
+        assert!(c.is_broker() && !c.is_controller() && c.is_cluster());
+        assert!(c.controller_listener().is_none());
+        assert_eq!(c.voter_addresses()[&2], "b:9093");
+        let bootstrap = load(&[
+            ("node.id", "4"),
+            ("process.roles", "broker"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+            ("controller.quorum.bootstrap.servers", "a:9093, [::1]:9094"),
+        ])
+        .expect("bootstrap servers only");
+        assert!(bootstrap.is_cluster());
+        assert_eq!(
+            bootstrap.controller_bootstrap_addresses(),
+            vec!["a:9093".to_string(), "[::1]:9094".to_string()]
+        );
+        let err = load(&[("controller.quorum.bootstrap.servers", "a")]).expect_err("no port");
+        assert!(
+            err.to_string()
+                .contains("controller.quorum.bootstrap.servers"),
+            "{err}"
+        );
+        let mut voter = base.to_vec();
+        voter[0] = ("node.id", "2");
+        let err = load(&voter).expect_err("broker-only voter");
+        assert!(
+            err.to_string().contains("controller.quorum.voters"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no controller role"), "{err}");
+        let mut ctrl_listener = base.to_vec();
+        ctrl_listener[2] = (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        );
+        let err = load(&ctrl_listener).expect_err("CONTROLLER listener on a broker");
+        assert!(err.to_string().contains("listeners"), "{err}");
+        let err = load(&[("process.roles", "broker")]).expect_err("no quorum to follow");
+        assert!(err.to_string().contains("process.roles"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("controller.quorum.bootstrap.servers"),
             "{err}"
         );
     }

@@ -45,13 +45,32 @@ pub fn registration(broker: &Broker) -> BrokerMeta {
     }
 }
 
-/// Start the controller tasks of a cluster node (nothing to do on a single node).
+/// Start the controller tasks of a cluster node (nothing to do on a single node): a broker
+/// registers and heartbeats; a controller may become the active one. A controller-only node never
+/// registers, so it is in no Metadata answer and no replica is placed on it.
 pub fn spawn(broker: &Arc<Broker>) {
     if !broker.metadata.is_cluster() {
         return;
     }
-    tokio::spawn(broker_lifecycle(broker.clone()));
-    tokio::spawn(active_controller(broker.clone()));
+    if broker.config.is_broker() {
+        tokio::spawn(broker_lifecycle(broker.clone()));
+    } else {
+        tokio::spawn(watch_cluster_id(broker.clone()));
+    }
+    if broker.config.is_controller() {
+        tokio::spawn(active_controller(broker.clone()));
+    }
+}
+
+/// A controller-only node does not register, so nothing else stops it when its data directory
+/// belongs to another cluster.
+async fn watch_cluster_id(broker: Arc<Broker>) {
+    loop {
+        if let Err(e) = broker.metadata.check_cluster_id() {
+            fatal(&e.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// A problem this node cannot recover from (another node has its id, or its data belongs to

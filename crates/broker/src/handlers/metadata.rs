@@ -128,8 +128,8 @@ pub fn handle(
     resp
 }
 
-/// The active controller (the Raft leader; every controller is a broker too); this node while no
-/// leader is known.
+/// The active controller (the Raft leader, which may be a controller-only node that clients
+/// cannot reach); this node while no leader is known.
 pub fn controller_id(broker: &Broker) -> i32 {
     broker
         .metadata

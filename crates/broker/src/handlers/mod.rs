@@ -19,6 +19,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod produce_errors;
+mod raft_voters;
 mod sasl;
 mod txn;
 mod txn_admin;
@@ -78,6 +79,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeQuorum, 0, 2),
+    // KIP-853 voter changes (handlers::raft_voters).
+    api(ApiKey::AddRaftVoter, 0, 0),
+    api(ApiKey::RemoveRaftVoter, 0, 0),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
@@ -225,6 +229,12 @@ pub async fn handle(
         )),
         RequestKind::DescribeQuorum(r) => Some(ResponseKind::DescribeQuorum(
             cluster::describe_quorum(broker, &ctx, r),
+        )),
+        RequestKind::AddRaftVoter(r) => Some(ResponseKind::AddRaftVoter(
+            raft_voters::add_raft_voter(broker, &ctx, r),
+        )),
+        RequestKind::RemoveRaftVoter(r) => Some(ResponseKind::RemoveRaftVoter(
+            raft_voters::remove_raft_voter(broker, &ctx, r),
         )),
         RequestKind::ElectLeaders(r) => Some(ResponseKind::ElectLeaders(cluster::elect_leaders(
             broker, &ctx, r,

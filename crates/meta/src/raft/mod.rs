@@ -1,5 +1,6 @@
 //! The metadata quorum: the metadata log replicated with `openraft` among the controllers
 //! (`controller.quorum.voters`), as Kafka's KRaft. The Raft leader is the active controller.
+//! Broker-only nodes follow it without voting (`observer`).
 //!
 //! This is the only module that names openraft types; the rest of strom sees `Quorum` and the
 //! metadata commands. It owns a dedicated single-threaded runtime ("strom-controller") that runs
@@ -13,7 +14,10 @@
 
 mod log_store;
 mod network;
+mod observer;
 mod state_machine;
+
+pub use observer::{Observer, ObserverConfig};
 
 use crate::command::{CommandOutcome, MetadataCommand};
 use crate::image::{BrokerMeta, MetadataImage};
@@ -56,8 +60,45 @@ pub struct QuorumConfig {
 pub enum LeaderRequest {
     Write(MetadataCommand),
     Register(BrokerMeta),
-    Heartbeat { node_id: i32, incarnation_id: Uuid },
+    Heartbeat {
+        node_id: i32,
+        incarnation_id: Uuid,
+    },
+    /// A broker-only node (an observer of the metadata log) asks for the image once it is newer
+    /// than `after_epoch`; the controller holds the request up to `OBSERVER_FETCH_WAIT` first,
+    /// so a change reaches the observers at once without them polling hard.
+    FetchImage {
+        after_epoch: u64,
+    },
+    /// Kafka's AddRaftVoter (KIP-853): make the controller `node_id`, listening on `address`,
+    /// a voter, once it has caught up with the log as a learner.
+    AddVoter {
+        node_id: i32,
+        address: String,
+    },
+    /// Kafka's RemoveRaftVoter: take `node_id` out of the voters.
+    RemoveVoter {
+        node_id: i32,
+    },
 }
+
+impl LeaderRequest {
+    /// How long a caller waits for the answer: a new voter must catch up first.
+    pub(crate) fn timeout(&self) -> Duration {
+        match self {
+            LeaderRequest::AddVoter { .. } | LeaderRequest::RemoveVoter { .. } => {
+                VOTER_CHANGE_WAIT + Duration::from_secs(3)
+            }
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+/// How long a new voter may take to catch up as a learner before AddVoter gives up.
+const VOTER_CHANGE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the active controller holds an observer's FetchImage when nothing changed.
+const OBSERVER_FETCH_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum LeaderReply {
@@ -66,6 +107,16 @@ pub enum LeaderReply {
     HeartbeatOk,
     /// The controller does not know this incarnation: register (again).
     NeedRegistration,
+    /// The voter set changed as asked.
+    VotersChanged,
+    /// The committed image for an observer, with what it needs to find the quorum next time.
+    Image {
+        image: MetadataImage,
+        leader: i32,
+        term: u64,
+        /// Every voter's node id and CONTROLLER address.
+        voters: BTreeMap<i32, String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,7 +146,9 @@ pub struct QuorumStatus {
 pub(crate) struct Inner {
     node_id: u64,
     raft: Raft<TypeConfig>,
-    voters: BTreeMap<u64, BasicNode>,
+    /// `controller.quorum.voters`: the voters until the log's membership says otherwise (empty
+    /// for a controller that joins a running quorum).
+    configured_voters: BTreeMap<u64, BasicNode>,
     /// Last heartbeat per broker, on the active controller (Kafka keeps these in memory too).
     liveness: Mutex<HashMap<i32, (Uuid, Instant)>>,
     session_timeout: Duration,
@@ -126,15 +179,7 @@ impl Quorum {
         listener: std::net::TcpListener,
         image: Arc<watch::Sender<Arc<MetadataImage>>>,
     ) -> Result<Quorum, MetaError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("strom-controller")
-            .enable_all()
-            .build()
-            .map_err(|source| MetaError::Io {
-                context: "starting the controller runtime".into(),
-                source,
-            })?;
+        let runtime = controller_runtime("strom-controller")?;
         let handle = runtime.handle().clone();
         let raft_dir = dir.join("raft");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -196,8 +241,10 @@ impl Quorum {
             .map(|(id, addr)| (*id as u64, BasicNode::new(addr)))
             .collect();
         // Every voter initialises with the same membership on its first start (allowed by
-        // openraft): no format step, and no node is special.
-        if !raft.is_initialized().await.unwrap_or(true)
+        // openraft): no format step, and no node is special. A controller started without
+        // voters joins a running quorum: it waits, uninitialised, until AddVoter adds it.
+        if !voters.is_empty()
+            && !raft.is_initialized().await.unwrap_or(true)
             && let Err(e) = raft.initialize(voters.clone()).await
         {
             tracing::debug!(error = %e, "Raft initialize");
@@ -210,7 +257,7 @@ impl Quorum {
         let inner = Arc::new(Inner {
             node_id: cfg.node_id as u64,
             raft,
-            voters,
+            configured_voters: voters,
             liveness: Mutex::new(HashMap::new()),
             session_timeout: cfg.session_timeout,
             image,
@@ -232,21 +279,7 @@ impl Quorum {
         &self,
         fut: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T, MetaError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        let wait = || {
-            rx.recv_timeout(LEADER_WAIT + Duration::from_secs(5))
-                .map_err(|_| MetaError::Unavailable("the metadata quorum did not answer".into()))
-        };
-        let in_multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if in_multi_thread {
-            tokio::task::block_in_place(wait)
-        } else {
-            wait()
-        }
+        block_on(&self.handle, fut)
     }
 
     /// Send `req` to the active controller (this node or another) and wait for its answer.
@@ -281,7 +314,7 @@ impl Quorum {
         let last = m.last_log_index;
         let voters = self
             .inner
-            .voters
+            .voters()
             .iter()
             .map(|(id, node)| {
                 let lag = m.replication.as_ref().map(|r| {
@@ -308,7 +341,58 @@ impl Quorum {
     }
 }
 
+/// Run `fut` on `handle`'s runtime and wait for it from synchronous code (or a multi-thread
+/// runtime's worker, which is told it blocks).
+pub(crate) fn block_on<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, MetaError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let wait = || {
+        rx.recv_timeout(LEADER_WAIT + Duration::from_secs(5))
+            .map_err(|_| MetaError::Unavailable("the metadata quorum did not answer".into()))
+    };
+    let in_multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if in_multi_thread {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
+    }
+}
+
+/// The controller runtime: one worker, so Raft is never starved by the broker's own work.
+pub(crate) fn controller_runtime(name: &str) -> Result<tokio::runtime::Runtime, MetaError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|source| MetaError::Io {
+            context: "starting the controller runtime".into(),
+            source,
+        })
+}
+
 impl Inner {
+    /// The voters of the membership this node last saw in the log (or the configured ones before
+    /// it has any).
+    fn voters(&self) -> BTreeMap<u64, BasicNode> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeMap<u64, BasicNode> = m
+            .voter_ids()
+            .filter_map(|id| m.membership().get_node(&id).map(|n| (id, n.clone())))
+            .collect();
+        if voters.is_empty() {
+            self.configured_voters.clone()
+        } else {
+            voters
+        }
+    }
+
     fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();
@@ -394,6 +478,83 @@ impl Inner {
                     _ => Ok(LeaderReply::NeedRegistration),
                 }
             }
+            LeaderRequest::FetchImage { after_epoch } => {
+                self.check_leader()?;
+                let mut rx = self.image.subscribe();
+                // Timing out is the normal answer when nothing changed: the current image.
+                let _ = tokio::time::timeout(
+                    OBSERVER_FETCH_WAIT,
+                    rx.wait_for(|i| i.epoch > after_epoch),
+                )
+                .await;
+                let image = (**self.image.borrow()).clone();
+                let m = self.raft.metrics().borrow().clone();
+                Ok(LeaderReply::Image {
+                    image,
+                    leader: self.node_id as i32,
+                    term: m.current_term,
+                    voters: self
+                        .voters()
+                        .iter()
+                        .map(|(id, n)| (*id as i32, n.addr.clone()))
+                        .collect(),
+                })
+            }
+            LeaderRequest::AddVoter { node_id, address } => {
+                self.check_leader()?;
+                let mut ids: std::collections::BTreeSet<u64> =
+                    self.voters().keys().copied().collect();
+                if !ids.insert(node_id as u64) {
+                    return Err(LeaderError::Refused(format!(
+                        "node {node_id} is already a voter"
+                    )));
+                }
+                // As a learner first: it must hold the log before its vote counts.
+                let added = tokio::time::timeout(
+                    VOTER_CHANGE_WAIT,
+                    self.raft
+                        .add_learner(node_id as u64, BasicNode::new(&address), true),
+                )
+                .await;
+                match added {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(LeaderError::Unavailable(e.to_string())),
+                    // Refused, not Unavailable: retrying would only wait as long again.
+                    Err(_) => {
+                        return Err(LeaderError::Refused(format!(
+                            "controller {node_id} at {address} did not catch up with the metadata log within {}s (is it running with process.roles=controller and no controller.quorum.voters?)",
+                            VOTER_CHANGE_WAIT.as_secs()
+                        )));
+                    }
+                }
+                self.raft
+                    .change_membership(ids, false)
+                    .await
+                    .map_err(|e| LeaderError::Unavailable(e.to_string()))?;
+                tracing::info!(node_id, %address, "added voter to the metadata quorum");
+                Ok(LeaderReply::VotersChanged)
+            }
+            LeaderRequest::RemoveVoter { node_id } => {
+                self.check_leader()?;
+                let mut ids: std::collections::BTreeSet<u64> =
+                    self.voters().keys().copied().collect();
+                if !ids.remove(&(node_id as u64)) {
+                    return Err(LeaderError::Refused(format!(
+                        "node {node_id} is not a voter"
+                    )));
+                }
+                if ids.is_empty() {
+                    return Err(LeaderError::Refused(
+                        "the last voter cannot be removed".into(),
+                    ));
+                }
+                self.raft
+                    .change_membership(ids, false)
+                    .await
+                    .map_err(|e| LeaderError::Unavailable(e.to_string()))?;
+                tracing::info!(node_id, "removed voter from the metadata quorum");
+                Ok(LeaderReply::VotersChanged)
+            }
         }
     }
 }
@@ -407,7 +568,7 @@ async fn leader_request(inner: Arc<Inner>, req: LeaderRequest) -> Result<LeaderR
     // the other voters in turn (they answer or name their leader). A node that cannot win an
     // election (e.g. a second process with a taken node.id) still reaches the controller so.
     let others: Vec<u64> = inner
-        .voters
+        .voters()
         .keys()
         .copied()
         .filter(|id| *id != inner.node_id)
@@ -428,10 +589,10 @@ async fn leader_request(inner: Arc<Inner>, req: LeaderRequest) -> Result<LeaderR
             other => return finish(other),
         };
         let result = match target {
-            Ok(leader) => match inner.voters.get(&leader) {
+            Ok(leader) => match inner.voters().get(&leader) {
                 Some(node) => {
                     let rpc = network::Rpc::Leader(req.clone());
-                    match network::call(&node.addr, &rpc, Duration::from_secs(5)).await {
+                    match network::call(&node.addr, &rpc, req.timeout()).await {
                         Ok(network::RpcReply::Leader(r)) => r,
                         Ok(_) => Err(LeaderError::Unavailable("unexpected reply".into())),
                         Err(e) => Err(LeaderError::Unavailable(format!(

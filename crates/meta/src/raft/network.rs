@@ -33,6 +33,9 @@ pub enum Rpc {
     Vote(VoteRequest<Nid>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Leader(LeaderRequest),
+    /// From a broker-only node: handle `LeaderRequest` here if this is the active controller,
+    /// else pass it on to the leader (an observer may only know a bootstrap controller).
+    Forward(LeaderRequest),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -108,6 +111,14 @@ async fn serve_connection(inner: Arc<Inner>, mut s: TcpStream) -> std::io::Resul
                 RpcReply::InstallSnapshot(inner.raft.install_snapshot(r).await)
             }
             Rpc::Leader(r) => RpcReply::Leader(inner.handle_as_leader(r).await),
+            Rpc::Forward(r) => {
+                RpcReply::Leader(super::leader_request(inner.clone(), r).await.map_err(
+                    |e| match e {
+                        crate::store::MetaError::Refused(m) => LeaderError::Refused(m),
+                        other => LeaderError::Unavailable(other.to_string()),
+                    },
+                ))
+            }
         };
         write_frame(&mut s, &reply).await?;
     }
