@@ -7,6 +7,7 @@ same port and the same directory layout for both systems (DIR/data), runs one lo
 and stops it. Runs alternate A B A B (kafka, strom, kafka, strom, ...) for each scenario and tool.
 """
 import argparse
+import base64
 import datetime
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -41,20 +43,24 @@ SCENARIOS = {
     "consume-1k":   dict(kind="consume", size=1000, records=(1_000_000, 20_000)),
     # fixed rate below saturation (1,000 x 1 KB records/s = 1 MB/s; 5,000/s saturated Kafka on the busy 2-core box)
     "latency-1k":   dict(kind="latency", size=1000, acks="all", rate=(1000, 500), records=(20_000, 1_000)),
-    # three nodes, replication factor 3
-    "rf3-p1k-a1-1p":   dict(kind="rf3"),
-    "rf3-p1k-aall-1p": dict(kind="rf3"),
+    # three local nodes (all brokers and controllers), one partition with replication factor 3
+    "rf3-p1k-a1-1p":   dict(kind="rf3", size=1000, acks="1",   producers=1, records=(300_000, 10_000)),
+    "rf3-p1k-aall-1p": dict(kind="rf3", size=1000, acks="all", producers=1, records=(300_000, 10_000)),
+    # three nodes, RF=3: SIGKILL the partition's leader, time until an acks=all write succeeds again
+    "rf3-failover":    dict(kind="failover", size=1000, acks="all", producers=1, records=(20_000, 2_000)),
 }
 DEFAULT_FULL = [s for s in SCENARIOS]
-DEFAULT_SMOKE = ["p1k-a1-1p", "rf3-p1k-a1-1p"]
+DEFAULT_SMOKE = ["p1k-a1-1p", "rf3-p1k-aall-1p"]
 
 TOOLS = {
     "produce": ["kafka-producer-perf", "strom-bench"],
     "consume": ["kafka-consumer-perf", "java-assign-consumer", "strom-bench"],
     "latency": ["kafka-producer-perf", "strom-bench", "java-e2e"],
     "rf3": ["kafka-producer-perf", "strom-bench"],
+    "failover": ["probe"],
 }
-SMOKE_TOOLS = {}
+SMOKE_TOOLS = {"rf3": ["strom-bench"]}
+CLUSTER_SIZE = 3
 
 # Kafka request keys a tool needs beyond produce/fetch/metadata.
 GROUP_APIS = {10: "FindCoordinator", 11: "JoinGroup", 8: "OffsetCommit"}
@@ -122,28 +128,49 @@ def run_cmd(cmd, out_path, timeout, env=None):
 
 
 class Server:
-    """One broker process of either system, on PORT with data in DIR/data."""
+    """One broker process of either system, on PORT with data in DIR/data. With `node` (node_id, voters,
+    cluster_id) it is one member of a local cluster, with a CONTROLLER listener on PORT + 1."""
 
-    def __init__(self, h, system, rundir):
+    def __init__(self, h, system, rundir, port=None, node=None):
         self.h, self.system, self.dir = h, system, rundir
+        self.port = port or h.port
+        self.node = node
         self.proc = None
 
-    def start(self):
-        os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
+    def command(self, format_only=False):
         if self.system == "strom":
-            cmd = [self.h.strom, "server", "--override", "listeners=PLAINTEXT://%s:%d" % (HOST, self.h.port),
-                   "--override", "log.dirs=%s" % os.path.join(self.dir, "data")]
-        else:
-            cmd = [os.path.join(self.h.repo, "scripts", "kafka-run.sh"), "--port", str(self.h.port),
-                   "--controller-port", str(self.h.port + 1), "--dir", self.dir]
+            conf = {"listeners": "PLAINTEXT://%s:%d" % (HOST, self.port), "log.dirs": os.path.join(self.dir, "data")}
+            if self.node:
+                conf.update({"node.id": str(self.node["node_id"]), "process.roles": "broker,controller",
+                             "listeners": "PLAINTEXT://%s:%d,CONTROLLER://%s:%d" % (HOST, self.port, HOST, self.port + 1),
+                             "controller.listener.names": "CONTROLLER",
+                             "controller.quorum.voters": self.node["voters"]})
+            cmd = [self.h.strom, "server"]
+            for k, v in conf.items():
+                cmd += ["--override", "%s=%s" % (k, v)]
+            return cmd
+        cmd = [os.path.join(self.h.repo, "scripts", "kafka-run.sh"), "--port", str(self.port),
+               "--controller-port", str(self.port + 1), "--dir", self.dir]
+        if self.node:
+            cmd += ["--node-id", str(self.node["node_id"]), "--voters", self.node["voters"],
+                    "--cluster-id", self.node["cluster_id"]]
+        return cmd + (["--format-only"] if format_only else [])
+
+    def spawn(self):
+        os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
         self.logf = open(os.path.join(self.dir, "logs", "server.log"), "ab")
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"), NO_COLOR="1")
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(self.command(), stdout=self.logf, stderr=self.logf, env=env, start_new_session=True)
         self.pid = self.proc.pid
-        st = kafkaproto.probe_startup(HOST, self.h.port, t0, topic="probe-%d" % int(time.time() * 1000),
-                                      alive=lambda: self.proc.poll() is None,
-                                      deadline_s=self.h.start_timeout)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self):
+        t0 = time.monotonic()
+        self.spawn()
+        st = kafkaproto.probe_startup(HOST, self.port, t0, topic="probe-%d" % int(time.time() * 1000),
+                                      alive=self.alive, deadline_s=self.h.start_timeout)
         if st["first_produce_ms"] is None:
             self.stop(kill=True)
             raise RuntimeError("%s did not accept a produce within %.0f s (see %s)" % (
@@ -168,17 +195,150 @@ class Server:
         self.logf.close()
 
 
+class Cluster:
+    """CLUSTER_SIZE nodes of one system on 127.0.0.1, node i on PORT + 10 (i - 1) (its controller on the port
+    after), all brokers and controllers, as three hosts would run them. Figures are sums over the nodes."""
+
+    def __init__(self, h, system, rundir):
+        self.h, self.system, self.dir = h, system, rundir
+        ports = {i: h.port + 10 * (i - 1) for i in range(1, CLUSTER_SIZE + 1)}
+        voters = ",".join("%d@%s:%d" % (i, HOST, p + 1) for i, p in ports.items())
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        self.nodes = {i: Server(h, system, os.path.join(rundir, "node%d" % i), port=p,
+                                node=dict(node_id=i, voters=voters, cluster_id=cluster_id))
+                      for i, p in ports.items()}
+        self.port = ports[1]
+        self.bootstrap = ",".join("%s:%d" % (HOST, p) for p in ports.values())
+
+    def start(self):
+        if self.system == "kafka":  # `kafka-storage format` is a separate one-time step in Kafka: not timed
+            fmts = [subprocess.Popen(n.command(format_only=True), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    for n in self.nodes.values()]
+            for f in fmts:
+                _, err = f.communicate(timeout=120)
+                if f.returncode != 0:
+                    raise RuntimeError("kafka format failed: %s" % err.decode(errors="replace")[-500:])
+        t0 = time.monotonic()
+        for n in self.nodes.values():
+            n.spawn()
+        self.pid = self.nodes[1].pid
+        st = self.first_produce(t0, "probe-%d" % int(time.time() * 1000))
+        if st["first_produce_ms"] is None:
+            self.stop(kill=True)
+            raise RuntimeError("%s cluster did not accept a produce within %.0f s (see %s/node*/logs)" % (
+                self.system, self.h.start_timeout, self.dir))
+        return st
+
+    def first_produce(self, t0, topic):
+        """As kafkaproto.probe_startup, but the produce goes to whichever node leads the auto-created topic."""
+        st = {"accept_ms": None, "first_produce_ms": None, "api_versions": {}}
+        end = t0 + self.h.start_timeout
+        port_of = {i: n.port for i, n in self.nodes.items()}
+        while time.monotonic() < end and all(n.alive() for n in self.nodes.values()):
+            try:
+                if st["accept_ms"] is None:
+                    c = kafkaproto.Conn(HOST, self.port)
+                    _e, st["api_versions"] = c.api_versions()
+                    st["accept_ms"] = (time.monotonic() - t0) * 1000
+                else:
+                    c = kafkaproto.Conn(HOST, self.port)
+                try:
+                    terr, perr, leader = c.metadata_leader(topic)
+                finally:
+                    c.close()
+                if terr == 0 and perr == 0 and leader in port_of:
+                    c = kafkaproto.Conn(HOST, port_of[leader])
+                    try:
+                        if c.produce_one(topic) == 0:
+                            st["first_produce_ms"] = (time.monotonic() - t0) * 1000
+                            return st
+                    finally:
+                        c.close()
+            except (OSError, struct.error):
+                pass
+            time.sleep(0.005)
+        return st
+
+    def live(self):
+        return [n for n in self.nodes.values() if n.alive()]
+
+    def rss(self):
+        out = {}
+        for n in self.live():
+            for k, v in n.rss().items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def cpu(self):
+        xs = [n.cpu() for n in self.live()]
+        return sum(x for x in xs if x is not None)
+
+    def stop(self, kill=False, timeout=30):
+        for n in self.nodes.values():
+            n.stop(kill=kill, timeout=timeout)
+
+    def logs(self):
+        return [(i, os.path.join(n.dir, "logs", "server.log")) for i, n in self.nodes.items()]
+
+    def failover(self, topic, deadline_s=90.0):
+        """SIGKILL the leader of TOPIC-0, then time until an acks=all Produce to it succeeds through a new
+        leader. Raw protocol, so no client library's backoff is in the figure."""
+        port_of = {i: n.port for i, n in self.nodes.items()}
+        c = kafkaproto.Conn(HOST, self.port)
+        try:
+            terr, perr, old = c.metadata_leader(topic)
+        finally:
+            c.close()
+        if terr or perr or old not in self.nodes:
+            raise RuntimeError("no leader for %s-0 before the kill (errors %s/%s, leader %s)" % (topic, terr, perr, old))
+        self.nodes[old].stop(kill=True)
+        t0 = time.monotonic()
+        attempts = 0
+        trail, last = [], {}  # (ms, what) each time a node's answer changes: where the failover time went
+
+        def note(what):
+            src = what.split(":")[0]
+            if last.get(src) != what:
+                last[src] = what
+                trail.append((round((time.monotonic() - t0) * 1000, 1), what))
+        while time.monotonic() - t0 < deadline_s:
+            for n in self.live():
+                attempts += 1
+                try:
+                    c = kafkaproto.Conn(HOST, n.port, timeout=15.0)
+                    try:
+                        terr, perr, leader = c.metadata_leader(topic)
+                    finally:
+                        c.close()
+                    if terr or perr or leader == old or leader not in port_of:
+                        note("metadata via %d: errors %d/%d, leader %d" % (n.node["node_id"], terr, perr, leader))
+                        continue
+                    c = kafkaproto.Conn(HOST, port_of[leader], timeout=15.0)
+                    try:
+                        err = c.produce_one(topic, acks=-1)
+                        if err == 0:
+                            return dict(failover_ms=round((time.monotonic() - t0) * 1000, 1), killed=old,
+                                        new_leader=leader, attempts=attempts, trail=trail)
+                        note("produce to %d: error %d" % (leader, err))
+                    finally:
+                        c.close()
+                except (OSError, struct.error) as e:
+                    note("via %d: %s" % (n.node["node_id"], type(e).__name__))
+            time.sleep(0.005)
+        raise RuntimeError("no acks=all write succeeded within %.0f s of killing node %d" % (deadline_s, old))
+
+
 class RssSampler(threading.Thread):
     """Samples VmRSS every 100 ms (peak also comes from VmHWM; this gives the series for the raw file)."""
 
-    def __init__(self, pid):
+    def __init__(self, srv):
         super().__init__(daemon=True)
-        self.pid, self.samples, self.stop_ev = pid, [], threading.Event()
+        self.srv, self.samples, self.stop_ev = srv, [], threading.Event()
 
     def run(self):
         t0 = time.monotonic()
         while not self.stop_ev.wait(0.1):
-            r = proc_status(self.pid).get("VmRSS")
+            r = self.srv.rss().get("VmRSS")
             if r is None:
                 return
             self.samples.append((round(time.monotonic() - t0, 2), r))
@@ -281,18 +441,18 @@ class Harness:
             json.dump({"format_and_first_start": st}, f)
         return tmpl
 
-    def fresh_dir(self, system, name):
+    def fresh_dir(self, system, name, template=True):
         d = os.path.join(self.work, "%s-%s" % (system, name))
         shutil.rmtree(d, ignore_errors=True)
-        if system == "kafka":
+        if system == "kafka" and template:
             shutil.copytree(self.kafka_template(), d, symlinks=True)
         else:
             os.makedirs(d)
         return d
 
-    def create_topic(self, topic, partitions):
+    def create_topic(self, topic, partitions, rf=1):
         rc, so, se = run_cmd([self.strom, "topic", "create", topic, "--partitions", str(partitions),
-                              "--replication-factor", "1", "--bootstrap-server", "%s:%d" % (HOST, self.port)],
+                              "--replication-factor", str(rf), "--bootstrap-server", "%s:%d" % (HOST, self.port)],
                              os.path.join(self.work, "topic-create"), 60)
         if rc != 0:
             raise RuntimeError("topic create failed: " + se[-500:])
@@ -303,18 +463,12 @@ class Harness:
         rid = "%s.%s.%s.%d" % (scen_name, tool, system, rep)
         rec = dict(scenario=scen_name, tool=tool, system=system, rep=rep, ok=False, load_start=loadavg())
         log("run " + rid)
-        if sc["kind"] == "rf3":
-            rec.update(skipped=True, reason=("not supported by the harness yet: strom runs three-node "
-                                              "clusters, but bench has no three-node strom launcher"
-                                              if system == "strom" else
-                                              "not run: the harness has no three-node Kafka launcher yet"))
-            self.results.append(rec)
-            return rec
+        clustered = sc["kind"] in ("rf3", "failover")
         if sc["kind"] == "consume":
             d = self.preload(system)
         else:
-            d = self.fresh_dir(system, "run")
-        srv = Server(self, system, d)
+            d = self.fresh_dir(system, "run", template=not clustered)
+        srv = Cluster(self, system, d) if clustered else Server(self, system, d)
         rawp = os.path.join(self.raw, rid)
         try:
             st = srv.start()
@@ -327,11 +481,11 @@ class Harness:
             rec["idle_rss_kb"] = srv.rss().get("VmRSS")
             topic = "t-" + scen_name if sc["kind"] == "consume" else "bench"
             if sc["kind"] != "consume":
-                self.create_topic(topic, sc.get("producers", 1))
-            sampler = RssSampler(srv.pid)
+                self.create_topic(topic, sc.get("producers", 1), rf=CLUSTER_SIZE if clustered else 1)
+            sampler = RssSampler(srv)
             sampler.start()
             cpu0, t0 = srv.cpu(), time.monotonic()
-            res, nbytes = self.load(sc, tool, topic, rawp)
+            res, nbytes = self.load(sc, tool, topic, rawp, srv)
             wall = time.monotonic() - t0
             cpu1 = srv.cpu()
             sampler.stop_ev.set()
@@ -351,21 +505,35 @@ class Harness:
             srv.stop(kill=(sc["kind"] != "consume"))
             rec["load_end"] = loadavg()
             self.results.append(rec)
-            try:
-                shutil.copy(os.path.join(d, "logs", "server.log"), rawp + ".server.log")
-            except OSError:
-                pass
+            logs = srv.logs() if clustered else [("", os.path.join(d, "logs", "server.log"))]
+            for i, path in logs:
+                try:
+                    shutil.copy(path, "%s.server%s.log" % (rawp, i))
+                except OSError:
+                    pass
             if sc["kind"] != "consume":
                 shutil.rmtree(d, ignore_errors=True)
         return rec
 
-    def load(self, sc, tool, topic, rawp):
-        bs = "%s:%d" % (HOST, self.port)
+    def load(self, sc, tool, topic, rawp, srv):
+        bs = getattr(srv, "bootstrap", "%s:%d" % (HOST, self.port))
         n = sc["records"][self.mode]
         size = sc["size"]
         nbytes = n * size
         to = self.tool_timeout
-        if sc["kind"] == "produce":
+        if sc["kind"] == "failover":
+            # some data on the partition first, so the new leader has a log to take over
+            rc, so, se = run_cmd([self.strom, "bench", "produce", "--topic", topic, "--num-records", str(n),
+                                  "--record-size", str(size), "--acks", "all", "--json", "--bootstrap-server", bs],
+                                 rawp + ".fill", to)
+            if rc != 0:
+                raise RuntimeError("fill before the kill failed: " + (se or so)[-500:])
+            time.sleep(1.0)  # let the followers catch up and the ISR settle, as a steady cluster would be
+            res = srv.failover(topic)
+            log("failover: node %d killed, node %d took over, %.0f ms; %s" % (
+                res["killed"], res["new_leader"], res["failover_ms"], res["trail"][-6:]))
+            return res, n * size
+        if sc["kind"] in ("produce", "rf3"):
             k = sc["producers"]
             cmds = []
             for _ in range(k):
@@ -560,6 +728,7 @@ def summarize(results):
                             ("p50_ms", lambda r: r.get("lat_ms", {}).get("p50")),
                             ("p99_ms", lambda r: r.get("lat_ms", {}).get("p99")),
                             ("p999_ms", lambda r: r.get("lat_ms", {}).get("p999")),
+                            ("failover_ms", lambda r: r.get("failover_ms")),
                             ("peak_rss_mib", lambda r: r["peak_rss_kb"] / 1024 if r.get("peak_rss_kb") else None),
                             ("idle_rss_mib", lambda r: r["idle_rss_kb"] / 1024 if r.get("idle_rss_kb") else None),
                             ("cpu_s_per_gb", lambda r: r.get("cpu_s_per_gb")),
@@ -650,10 +819,26 @@ def markdown(agg, info, limits, meta):
             why = (s or {}).get("skipped") or (k or {}).get("skipped") or "a side failed"
             L.append("| %s | %s | %s |||||| " % (scen, tool, why))
             continue
+        if "failover_ms" in k:
+            L.append("| %s | %s | failover %s |||| | | %s |" % (scen, tool, ratio(s, k, "failover_ms"),
+                                                            ratio(s, k, "first_produce_ms")))
+            continue
         thr = "records_per_s" if "records_per_s" in k else "mib_per_s"
         L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             scen, tool, ratio(s, k, thr), ratio(s, k, "p99_ms"), ratio(s, k, "peak_rss_mib"), ratio(s, k, "idle_rss_mib"),
             ratio(s, k, "cpu_s_per_gb"), ratio(s, k, "first_produce_ms")))
+    fo = [(key, per) for key, per in agg.items() if any("failover_ms" in v for v in per.values())]
+    if fo:
+        L.append("\n## Failover (three nodes, RF=3): SIGKILL of the partition leader to the first acks=all write "
+                 "acknowledged by the new leader, ms\n")
+        L.append("| scenario | system | failover ms | cluster first produce ms | peak RSS MiB (sum of nodes) |")
+        L.append("|---|---|---|---|---|")
+        for (scen, _tool), per in fo:
+            for system in ("kafka", "strom"):
+                if per.get(system, {}).get("n"):
+                    v = per[system]
+                    L.append("| %s | %s | %s | %s | %s |" % (scen, system, cell(v, "failover_ms", 0),
+                                                          cell(v, "first_produce_ms", 0), cell(v, "peak_rss_mib")))
     return "\n".join(L) + "\n"
 
 
@@ -712,7 +897,7 @@ def main():
             if a.tools:
                 tools = [t for t in tools if t in a.tools.split(",")]
             for tool in tools:
-                for rep in range(1, (1 if kind == "rf3" else reps) + 1):
+                for rep in range(1, reps + 1):
                     for system in systems:
                         h.run(s, tool, system, rep)
     finally:

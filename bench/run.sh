@@ -3,13 +3,14 @@
 #
 #   bench/run.sh [--smoke] [--reps N] [--tools a,b] [--systems kafka,strom] [--wait-quiet S] [scenario...]
 #
-# Scenarios (default: all; --smoke: p1k-a1-1p rf3-p1k-a1-1p with tiny counts, 1 rep):
+# Scenarios (default: all; --smoke: p1k-a1-1p rf3-p1k-aall-1p with tiny counts, 1 rep):
 #   p100-a1-1p p100-aall-1p p100-a1-4p p100-aall-4p p1k-a1-1p p1k-aall-1p p1k-a1-4p p1k-aall-4p
-#   consume-1k latency-1k rf3-p1k-a1-1p rf3-p1k-aall-1p
+#   consume-1k latency-1k rf3-p1k-a1-1p rf3-p1k-aall-1p rf3-failover
+# rf3-*: three local nodes of each system (node i on BENCH_PORT + 10(i-1), its controller on the next port).
 # Results: bench/results/<timestamp>/{summary.md,summary.json,results.json,raw/} (BENCH_OUT overrides).
 # Env: STROM_BIN (default: built with cargo into $CARGO_TARGET_DIR or ~/.cache/strom/target),
 #      KAFKA_VERSION, STROM_CACHE (see scripts/kafka-dist.sh), BENCH_WORK (data dirs, default /tmp/strom-bench.$UID),
-#      BENCH_PORT (default 19092; Kafka's controller uses +1).
+#      BENCH_PORT (default 19092; a node's controller listener uses +1).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

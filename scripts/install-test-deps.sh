@@ -3,7 +3,8 @@
 # Idempotent: each step is skipped when already done, so a second run takes seconds.
 #
 #   1. Debian: kcat, PostgreSQL and MariaDB servers (JDBC connector tests; the tests start their own
-#      instances on private ports and data directories), java/maven/python venv support if missing
+#      instances on private ports and data directories), java/maven/python venv support if missing;
+#      chromium (the web console's browser tests) when apt has it: without it those tests skip
 #   2. Python venv ($STROM_VENV, default ~/.cache/strom/venv) with tests/compat/requirements.txt
 #   3. Apache Kafka (broker + tools) resolved from Maven Central into ~/.cache/strom/kafka (kafka-dist.sh)
 #   4. The Java compat program (tests/compat/java) built into ~/.cache/strom/compat-java
@@ -25,14 +26,25 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v java >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if [[ ${#need[@]} -gt 0 ]]; then
-  SUDO=""
-  [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
-  say "apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
+# Optional: a missing one makes only the tests that need it skip (they say why), so its install
+# may fail without failing this script.
+optional=()
+command -v chromium >/dev/null || optional+=(chromium)
+SUDO=""
+[[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+if [[ ${#need[@]} -gt 0 || ${#optional[@]} -gt 0 ]]; then
   $SUDO apt-get update -qq
+fi
+if [[ ${#need[@]} -gt 0 ]]; then
+  say "apt-get install ${need[*]}"
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+for pkg in "${optional[@]}"; do
+  say "apt-get install $pkg (optional)"
+  $SUDO apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null \
+    || say "$pkg not installed (not in apt's lists?): the tests that need it will skip"
+done
 
 # ---- 2. Python venv
 REQ="$ROOT/tests/compat/requirements.txt"

@@ -182,6 +182,9 @@ def test_delete_records_reach_followers_and_offsets_come_from_the_leader(cluster
         # Kafka's debugging replica id may read a follower: it follows the leader's log start.
         c.wait_for(lambda: list_offsets(n, "trim", 0, -2, replica_id=-2) == (0, 40), WAIT,
                    what=f"follower {n.node_id} to move its log start to 40")
+        # ... and its latest offset is its log end (Kafka gives non-consumers no isolation bound).
+        c.wait_for(lambda: list_offsets(n, "trim", 0, -1, replica_id=-2) == (0, 100), WAIT,
+                   what=f"follower {n.node_id} to report log end 100")
 
     c.node(leader).kill()
     c.wait_for(lambda: c.partition_state("trim", via=followers[0])[0][0] not in (-1, leader), WAIT,

@@ -9,7 +9,7 @@
 //!   Kafka's), StringConverter, ByteArrayConverter; **transforms** ([`transforms`]).
 //! * The **runtime**: [`Worker`] runs tasks against Kafka through librdkafka (never broker
 //!   internals), the standalone [`StandaloneHerder`] owns connectors, the [`rest`] module serves
-//!   Kafka Connect's REST API, [`offset_store`] keeps source offsets in a file.
+//!   Kafka Connect's REST API (and [`web_console`], a browser console over it), [`offset_store`] keeps source offsets in a file.
 //!
 //! # Writing a connector
 //!
@@ -90,6 +90,7 @@ pub mod standalone;
 pub mod task_restart;
 pub mod topic_creation;
 pub mod transforms;
+pub mod web_console;
 pub mod worker;
 pub mod worker_config;
 

@@ -145,7 +145,8 @@ fn config_from_body(v: &serde_json::Value) -> Result<ConfigMap, ApiError> {
 
 /// Declares every route once: [`ROUTES`] (path and methods, which the OpenAPI test compares
 /// with docs/connect-openapi.json) and the router built from the same lines, so the two cannot
-/// drift apart.
+/// drift apart. The web console's `/ui` routes are not in this table on purpose: they are not
+/// part of Kafka Connect's REST API, so [`router`] merges them from [`crate::web_console`].
 macro_rules! route_table {
     ($($path:literal => { $($method:ident: $handler:path),+ $(,)? }),+ $(,)?) => {
         /// Every route the REST server serves: its path (axum's `{param}` syntax, as OpenAPI's)
@@ -195,6 +196,7 @@ route_table! {
 /// The REST router.
 pub fn router(state: AppState) -> Router {
     routes()
+        .merge(crate::web_console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

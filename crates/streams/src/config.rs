@@ -22,6 +22,9 @@ pub const DEFAULT_DESERIALIZATION_EXCEPTION_HANDLER: &str =
 pub const APPLICATION_SERVER: &str = "application.server";
 /// strom's own key: serve interactive queries over HTTP on `application.server`.
 pub const QUERY_HTTP_ENABLED: &str = "strom.query.http.enabled";
+/// strom's own key: where the HTTP query endpoint listens, when not on `application.server`
+/// itself (e.g. `0.0.0.0:8080` behind an advertised name).
+pub const QUERY_HTTP_BIND: &str = "strom.query.http.bind";
 pub const AT_LEAST_ONCE: &str = "at_least_once";
 pub const EXACTLY_ONCE_V2: &str = "exactly_once_v2";
 
@@ -58,6 +61,8 @@ pub struct StreamsConfig {
     pub application_server: Option<HostInfo>,
     /// `strom.query.http.enabled`: serve the HTTP query endpoint on `application_server`.
     pub query_http_enabled: bool,
+    /// `strom.query.http.bind`: the endpoint's listen address; default `application_server`.
+    pub query_http_bind: Option<HostInfo>,
     /// `consumer.*`, `producer.*`, `admin.*` overrides, passed to that client without the prefix.
     pub client_overrides: BTreeMap<String, String>,
 }
@@ -115,6 +120,7 @@ impl StreamsConfig {
             deserialization_handler: DeserializationHandler::LogAndFail,
             application_server: None,
             query_http_enabled: false,
+            query_http_bind: None,
             client_overrides: BTreeMap::new(),
         };
         let mut commit_set = false;
@@ -189,6 +195,13 @@ impl StreamsConfig {
                                 reason,
                             })?);
                     }
+                }
+                QUERY_HTTP_BIND => {
+                    c.query_http_bind =
+                        Some(HostInfo::parse(v).map_err(|reason| StreamsError::Config {
+                            key: k.clone(),
+                            reason,
+                        })?);
                 }
                 QUERY_HTTP_ENABLED => {
                     c.query_http_enabled = match v.trim() {

@@ -382,7 +382,8 @@ impl Processor for TableJoinProcessor {
 pub type ErasedMerger = Arc<dyn Fn(&Dyn, &Dyn, &Dyn) -> Option<Dyn> + Send + Sync>;
 
 /// Kafka's KStreamSessionWindowAggregate: a record extends (and may merge) the sessions of its key
-/// within the inactivity gap; merged-away sessions are forwarded as deletes; records whose merged
+/// within the inactivity gap; the sessions it merges with are forwarded as deletes (even one whose
+/// window the merged session keeps, as Kafka deletes and re-puts it); records whose merged
 /// session ended before stream time - grace are dropped as late.
 pub struct SessionAggregateProcessor {
     pub store: String,
@@ -429,10 +430,13 @@ impl Processor for SessionAggregateProcessor {
             );
             return Ok(());
         }
+        // As Kafka: unless the record starts a session of its own ([ts, ts]), every session it
+        // merged with is deleted and forwarded as a delete, even one whose window the merged
+        // session keeps (its new value follows under the same windowed key).
+        if window == Window::new(ts, ts) {
+            merged.clear();
+        }
         for (w, old) in merged {
-            if w == window {
-                continue;
-            }
             ctx.store(&self.store)?
                 .session_put(&kb, w.start, w.end, None)?;
             if let Some(wk) = (self.wrap)(k, w) {
@@ -674,6 +678,8 @@ pub fn change_serde(inner: ErasedSerde) -> ErasedSerde {
             };
             Ok(Arc::new(c) as Dyn)
         }),
+        // A value serde: values do not choose partitions.
+        partition: crate::serde::by_serialized_bytes(),
     }
 }
 

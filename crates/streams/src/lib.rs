@@ -16,6 +16,7 @@ pub mod dsl;
 pub mod dsl_ops;
 pub mod error;
 pub mod fk_join;
+mod http_query;
 mod internal_topics;
 pub mod metadata;
 pub mod options;

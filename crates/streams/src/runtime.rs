@@ -24,8 +24,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::assignment_info::consumer_client_id;
 use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
+use crate::http_query::{self, QueryService};
 use crate::internal_topics;
 use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata};
+use crate::partitioner::partition_for_key;
 use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 use crate::serde::Serde;
 use crate::state::{FjallBackend, KvBackend};
@@ -44,7 +46,7 @@ pub enum State {
     Error,
 }
 
-type Registry = Arc<RwLock<HashMap<String, BTreeMap<TaskId, Arc<dyn KvBackend>>>>>;
+pub(crate) type Registry = Arc<RwLock<HashMap<String, BTreeMap<TaskId, Arc<dyn KvBackend>>>>>;
 
 struct Shared {
     topology: Arc<Topology>,
@@ -63,7 +65,7 @@ struct Shared {
     /// Full topic name -> sub-topology id.
     topic_subtopology: HashMap<String, usize>,
     /// Which instance holds what, from the consumer group.
-    metadata: MetadataState,
+    metadata: Arc<MetadataState>,
     /// Set by every rebalance: the group's assignment changed and `metadata` must be re-read.
     metadata_stale: AtomicBool,
 }
@@ -251,14 +253,35 @@ impl KafkaStreams {
             globals,
             active: Default::default(),
             topic_subtopology,
-            metadata: MetadataState::new(
+            metadata: Arc::new(MetadataState::new(
                 &self.topology,
                 &self.config.application_id,
                 self.config.application_server.clone(),
                 &partition_counts,
-            ),
+            )),
             metadata_stale: AtomicBool::new(true),
         });
+        if self.config.query_http_enabled
+            && let Some(server) = &self.config.application_server
+        {
+            let service = QueryService {
+                topology: self.topology.clone(),
+                registry: shared.registry.clone(),
+                metadata: shared.metadata.clone(),
+                local: server.clone(),
+            };
+            let bind = self.config.query_http_bind.as_ref().unwrap_or(server);
+            match http_query::start(service, bind, shared.shutdown.clone()) {
+                Ok(h) => self.threads.push(h),
+                Err(e) => {
+                    shared.shutdown.store(true, Ordering::SeqCst);
+                    for h in self.threads.drain(..) {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
         for n in 1..=self.config.num_stream_threads {
             let sh = shared.clone();
             let h = std::thread::Builder::new()
@@ -439,6 +462,8 @@ struct ThreadCore {
     /// Set by post_rebalance: the partitions now owned (tasks are built on the thread's next turn).
     pending_assignment: Option<Vec<(String, i32)>>,
     failure: Option<String>,
+    /// Partition counts of sink topics whose records this thread partitions itself.
+    sink_partitions: HashMap<String, i32>,
 }
 
 struct StreamsConsumerContext {
@@ -536,6 +561,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
         tasks: BTreeMap::new(),
         pending_assignment: None,
         failure: None,
+        sink_partitions: HashMap::new(),
     }));
     let mut cc = client_config(shared, "consumer");
     cc.set("group.id", &cfg.application_id)
@@ -739,6 +765,13 @@ impl ThreadCore {
             self.producer.begin_transaction()?;
             self.in_txn = true;
         }
+        // Records the partitioner must not place by their key bytes get their partition here,
+        // as the producer's murmur2 would compute it from the bytes they name.
+        let partition = match (r.partition, &r.partition_key) {
+            (Some(p), _) => Some(p),
+            (None, Some(pk)) => Some(partition_for_key(pk, self.sink_partition_count(&r.topic)?)),
+            (None, None) => None,
+        };
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
             headers = headers.insert(Header {
@@ -756,7 +789,7 @@ impl ThreadCore {
             if let Some(v) = &r.value {
                 rec = rec.payload(v.as_slice());
             }
-            if let Some(p) = r.partition {
+            if let Some(p) = partition {
                 rec = rec.partition(p);
             }
             match self.producer.send(rec) {
@@ -767,6 +800,28 @@ impl ThreadCore {
                 Err((e, _)) => return Err(e.into()),
             }
         }
+    }
+
+    fn sink_partition_count(&mut self, topic: &str) -> Result<i32> {
+        if let Some(&n) = self.sink_partitions.get(topic) {
+            return Ok(n);
+        }
+        let md = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let n = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32);
+        if n <= 0 {
+            return Err(StreamsError::Streams(format!(
+                "sink topic {topic} has no partitions (does it exist?)"
+            )));
+        }
+        self.sink_partitions.insert(topic.to_string(), n);
+        Ok(n)
     }
 
     /// Kafka's commit: flush caches, send everything, then commit offsets (in the transaction

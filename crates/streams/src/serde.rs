@@ -14,6 +14,12 @@ use crate::window::{Window, Windowed};
 pub trait Serde<T>: Send + Sync {
     fn serialize(&self, topic: &str, value: &T) -> Result<Vec<u8>, SerdeError>;
     fn deserialize(&self, topic: &str, data: &[u8]) -> Result<T, SerdeError>;
+    /// The bytes a sink's default partitioner hashes instead of the serialized key, if any.
+    /// Windowed keys are partitioned by their base key alone (Kafka's WindowedStreamPartitioner),
+    /// so every window of a key lands in the key's partition.
+    fn partition_bytes(&self, _topic: &str, _value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
+        Ok(None)
+    }
 }
 
 /// A shared serde for `T`.
@@ -153,6 +159,9 @@ impl<K> Serde<Windowed<K>> for TimeWindowedSerde<K> {
         b.extend_from_slice(&v.window.start.to_be_bytes());
         Ok(b)
     }
+    fn partition_bytes(&self, topic: &str, v: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
+        self.inner.serialize(topic, &v.key).map(Some)
+    }
     fn deserialize(&self, topic: &str, d: &[u8]) -> Result<Windowed<K>, SerdeError> {
         if d.len() < 8 {
             return Err(SerdeError::new(topic, "windowed key shorter than 8 bytes"));
@@ -176,6 +185,9 @@ impl<K> Serde<Windowed<K>> for SessionWindowedSerde<K> {
         b.extend_from_slice(&v.window.end.to_be_bytes());
         b.extend_from_slice(&v.window.start.to_be_bytes());
         Ok(b)
+    }
+    fn partition_bytes(&self, topic: &str, v: &Windowed<K>) -> Result<Option<Vec<u8>>, SerdeError> {
+        self.inner.serialize(topic, &v.key).map(Some)
     }
     fn deserialize(&self, topic: &str, d: &[u8]) -> Result<Windowed<K>, SerdeError> {
         if d.len() < 16 {
@@ -204,11 +216,23 @@ impl<K> Serde<Windowed<K>> for SessionWindowedSerde<K> {
 pub struct ErasedSerde {
     pub ser: Arc<dyn Fn(&str, &Dyn) -> Result<Vec<u8>, SerdeError> + Send + Sync>,
     pub de: Arc<dyn Fn(&str, &[u8]) -> Result<Dyn, SerdeError> + Send + Sync>,
+    /// `Serde::partition_bytes`: what a sink partitions a key by, when not its serialized bytes.
+    pub partition: PartitionBytesFn,
+}
+
+/// A type-erased `Serde::partition_bytes`.
+pub type PartitionBytesFn =
+    Arc<dyn Fn(&str, &Dyn) -> Result<Option<Vec<u8>>, SerdeError> + Send + Sync>;
+
+/// For serdes that partition by their serialized bytes.
+pub fn by_serialized_bytes() -> PartitionBytesFn {
+    Arc::new(|_, _| Ok(None))
 }
 
 impl ErasedSerde {
     pub fn of<T: Send + Sync + 'static>(s: SerdeRef<T>) -> Self {
         let s2 = s.clone();
+        let s3 = s.clone();
         ErasedSerde {
             ser: Arc::new(move |topic, d| match d.downcast_ref::<T>() {
                 Some(v) => s.serialize(topic, v),
@@ -221,6 +245,10 @@ impl ErasedSerde {
                 )),
             }),
             de: Arc::new(move |topic, b| Ok(Arc::new(s2.deserialize(topic, b)?) as Dyn)),
+            partition: Arc::new(move |topic, d| match d.downcast_ref::<T>() {
+                Some(v) => s3.partition_bytes(topic, v),
+                None => Ok(None),
+            }),
         }
     }
     pub fn serialize_opt(
@@ -284,5 +312,25 @@ mod tests {
             b,
             vec![b'k', 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]
         );
+    }
+
+    /// Sinks partition windowed keys by the base key, as Kafka's WindowedStreamPartitioner, so
+    /// every window of a key goes to the partition the key itself would.
+    #[test]
+    fn windowed_keys_partition_by_their_base_key() {
+        let w = Windowed {
+            key: "k".to_string(),
+            window: Window::new(60_000, 120_000),
+        };
+        for s in [
+            ErasedSerde::of(Serdes::time_windowed(Serdes::string(), 60_000)),
+            ErasedSerde::of(Serdes::session_windowed(Serdes::string())),
+        ] {
+            let d: Dyn = Arc::new(w.clone());
+            assert_eq!((s.partition)("t", &d).unwrap(), Some(b"k".to_vec()));
+        }
+        let plain = ErasedSerde::of(Serdes::string());
+        let d: Dyn = Arc::new("k".to_string());
+        assert_eq!((plain.partition)("t", &d).unwrap(), None);
     }
 }

@@ -32,6 +32,9 @@ impl fmt::Display for TaskId {
 pub struct OutRecord {
     pub topic: String,
     pub partition: Option<i32>,
+    /// With `partition` None: the bytes to partition by when not the key (a windowed key's base
+    /// key, see `Serde::partition_bytes`).
+    pub partition_key: Option<Vec<u8>>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,
@@ -213,6 +216,7 @@ impl TaskState {
                 self.output.push(OutRecord {
                     topic: topic.clone(),
                     partition: Some(partition),
+                    partition_key: None,
                     key: Some(k),
                     value: v,
                     timestamp: ts,
@@ -262,9 +266,14 @@ fn run_node(
             };
             let k = serialize_with(key, &t, record.key.as_ref(), "key", &node.name)?;
             let v = serialize_with(value, &t, record.value.as_ref(), "value", &node.name)?;
+            let partition_key = match (key, record.key.as_ref()) {
+                (Some(s), Some(d)) => (s.partition)(&t, d)?,
+                _ => None,
+            };
             state.output.push(OutRecord {
                 topic: t,
                 partition: None,
+                partition_key,
                 key: k,
                 value: v,
                 timestamp: record.timestamp,

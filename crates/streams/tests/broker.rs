@@ -672,3 +672,428 @@ fn foreign_key_join_against_broker() {
     assert_eq!(latest(&got), want2);
     app.close();
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[test]
+fn interactive_query_metadata_across_two_instances() {
+    let (input, output) = ("iq-in", "iq-out");
+    create_topic(input, 4);
+    create_topic(output, 1);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ha, hb) = (
+        HostInfo::new("127.0.0.1", free_port()),
+        HostInfo::new("127.0.0.1", free_port()),
+    );
+    let (sa, sb) = (ha.to_string(), hb.to_string());
+    let mut a = KafkaStreams::new(
+        wordcount(input, output),
+        config("iq", d1.path(), &[("application.server", &sa)]),
+    )
+    .unwrap();
+    let mut b = KafkaStreams::new(
+        wordcount(input, output),
+        config("iq", d2.path(), &[("application.server", &sb)]),
+    )
+    .unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    wait_for("both instances to own tasks", || {
+        let (ta, tb) = (a.local_tasks(), b.local_tasks());
+        !ta.is_empty() && !tb.is_empty() && ta.len() + tb.len() == 8
+    });
+    let words: Vec<String> = (0..24).map(|i| format!("word{}", i % 8)).collect();
+    let lines: Vec<(Option<&str>, &str)> = words.iter().map(|w| (None, w.as_str())).collect();
+    produce(input, &lines);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.len() == 8 && m.values().all(|&c| c == 3)
+    });
+    assert_eq!(latest_counts(&got).len(), 8, "{:?}", latest_counts(&got));
+
+    // Both instances learn the same full picture from the group: two hosts whose tasks are
+    // exactly what each runs.
+    wait_for("both instances to report both hosts", || {
+        let (ma, mb) = (
+            a.metadata_for_all_clients().unwrap(),
+            b.metadata_for_all_clients().unwrap(),
+        );
+        ma == mb
+            && ma.len() == 2
+            && ma.iter().all(|m| {
+                let local = if m.host_info == ha {
+                    a.local_tasks()
+                } else {
+                    b.local_tasks()
+                };
+                m.tasks == local
+            })
+    });
+    let all = a.metadata_for_all_clients().unwrap();
+    let hosts: Vec<&HostInfo> = all.iter().map(|m| &m.host_info).collect();
+    assert!(hosts.contains(&&ha) && hosts.contains(&&hb), "{hosts:?}");
+    for m in &all {
+        assert!(m.state_store_names.contains("counts"), "{m:?}");
+        assert_eq!(m.topic_partitions.len(), 4, "{m:?}");
+    }
+    assert_eq!(b.streams_metadata_for_store("counts").unwrap().len(), 2);
+    assert!(a.streams_metadata_for_store("nope").unwrap().is_empty());
+
+    // Each key's metadata names the instance whose store holds it, and the key's partition is the
+    // one of a task that instance runs (the count store lives in sub-topology 1).
+    let mut owners = std::collections::BTreeSet::new();
+    for i in 0..8 {
+        let w = format!("word{i}");
+        let md = a
+            .query_metadata_for_key("counts", &w, &serde::StringSerde)
+            .unwrap();
+        assert_eq!(
+            md,
+            b.query_metadata_for_key("counts", &w, &serde::StringSerde)
+                .unwrap()
+        );
+        assert!(md.standby_hosts.is_empty());
+        let (owner, other) = if md.active_host == ha {
+            (&a, &b)
+        } else {
+            assert_eq!(md.active_host, hb, "{w}");
+            (&b, &a)
+        };
+        owners.insert(md.active_host.clone());
+        assert!(
+            owner.local_tasks().contains(&task::TaskId {
+                subtopology: 1,
+                partition: md.partition
+            }),
+            "{w}: {md:?}"
+        );
+        wait_for("the owner's store to hold the count", || {
+            owner
+                .store::<String, i64>("counts")
+                .unwrap()
+                .get(&w)
+                .unwrap()
+                == Some(3)
+        });
+        assert_eq!(
+            other
+                .store::<String, i64>("counts")
+                .unwrap()
+                .get(&w)
+                .unwrap(),
+            None,
+            "{w}"
+        );
+    }
+    assert_eq!(
+        owners.len(),
+        2,
+        "the test words should live on both instances"
+    );
+    a.close();
+    b.close();
+}
+
+/// An HTTP answer: status, `Location` header (if any) and the JSON body.
+struct HttpAnswer {
+    status: u16,
+    location: Option<String>,
+    body: serde_json::Value,
+}
+
+/// One HTTP/1.1 request over a plain socket (no client crate needed for a handful of GETs).
+fn http(method: &str, host: &HostInfo, path: &str) -> HttpAnswer {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host.to_string()).expect("connect to the endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let location = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+        .map(|(_, v)| v.trim().to_string());
+    let body = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {body:?}"));
+    HttpAnswer {
+        status,
+        location,
+        body,
+    }
+}
+
+fn get(host: &HostInfo, path: &str) -> HttpAnswer {
+    http("GET", host, path)
+}
+
+/// Word counts and 1 s tumbling-window word counts, both queryable.
+fn counts_and_windows(input: &str, output: &str, win_output: &str) -> Topology {
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    let grouped = b
+        .stream(input, Consumed::with(s(), s()))
+        .flat_map_values(|l: &String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w: &String| w.clone(), Grouped::with(s(), s()));
+    grouped
+        .count(Materialized::as_("counts"))
+        .to_stream()
+        .to(output, Produced::with(s(), Serdes::i64()));
+    grouped
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_millis(1000),
+            Duration::from_secs(3600),
+        ))
+        .count(Materialized::as_("win-counts"))
+        .to_stream()
+        .to(
+            win_output,
+            Produced::with(Serdes::time_windowed(s(), 1000), Serdes::i64()),
+        );
+    b.build().expect("topology")
+}
+
+/// The HTTP query endpoint on two instances: key, range, all and window reads, which instance holds
+/// a key, redirects to the owner, and 4xx answers for unknown stores and bad parameters.
+#[test]
+fn interactive_queries_over_http_across_two_instances() {
+    let (input, output, win_output) = ("iqh-in", "iqh-out", "iqh-win-out");
+    create_topic(input, 4);
+    create_topic(output, 1);
+    create_topic(win_output, 1);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ha, hb) = (
+        HostInfo::new("127.0.0.1", free_port()),
+        HostInfo::new("127.0.0.1", free_port()),
+    );
+    let (sa, sb) = (ha.to_string(), hb.to_string());
+    let http_on = ("strom.query.http.enabled", "true");
+    let topology = || counts_and_windows(input, output, win_output);
+    // Four input partitions per sub-topology (each aggregation has its own repartition topic).
+    let tasks = topology().subtopologies().len() * 4;
+    let mut a = KafkaStreams::new(
+        topology(),
+        config("iqh", d1.path(), &[("application.server", &sa), http_on]),
+    )
+    .unwrap();
+    let mut b = KafkaStreams::new(
+        topology(),
+        config("iqh", d2.path(), &[("application.server", &sb), http_on]),
+    )
+    .unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+
+    // A third instance on a's port cannot serve queries: start() says so instead of running
+    // without its endpoint.
+    let d3 = tempfile::tempdir().unwrap();
+    let mut c = KafkaStreams::new(
+        topology(),
+        config("iqh", d3.path(), &[("application.server", &sa), http_on]),
+    )
+    .unwrap();
+    let err = c.start().expect_err("port taken").to_string();
+    assert!(err.contains("cannot bind") && err.contains(&sa), "{err}");
+
+    wait_for("both instances to own tasks", || {
+        let (ta, tb) = (a.local_tasks(), b.local_tasks());
+        !ta.is_empty() && !tb.is_empty() && ta.len() + tb.len() == tasks
+    });
+    // Windows of this test start at `base` and `base + 1000`.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base = now / 10_000 * 10_000;
+    let words: Vec<String> = (0..8).map(|i| format!("word{i}")).collect();
+    let mut recs = Vec::new();
+    for w in &words {
+        recs.push(("k", w.as_str(), base + 100));
+        recs.push(("k", w.as_str(), base + 200));
+        recs.push(("k", w.as_str(), base + 1500));
+    }
+    produce_at(input, &recs);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.len() == 8 && m.values().all(|&c| c == 3)
+    });
+    assert_eq!(latest_counts(&got).len(), 8, "{:?}", latest_counts(&got));
+    wait_for("both endpoints to list both hosts", || {
+        [&ha, &hb].iter().all(|h| {
+            let m = get(h, "/metadata");
+            m.status == 200 && m.body.as_array().is_some_and(|a| a.len() == 2)
+        })
+    });
+    let stores = get(&ha, "/metadata/stores/counts");
+    assert_eq!(stores.status, 200);
+    let mut listed: Vec<String> = stores
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["host"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut want_hosts = vec![sa.clone(), sb.clone()];
+    want_hosts.sort();
+    assert_eq!(listed, want_hosts);
+
+    let mut owners = std::collections::BTreeSet::new();
+    for w in &words {
+        // Which instance holds the key: the same answer from both endpoints and from the API.
+        let md = a
+            .query_metadata_for_key("counts", w, &serde::StringSerde)
+            .unwrap();
+        for h in [&ha, &hb] {
+            let m = get(h, &format!("/metadata/keys/counts/{w}"));
+            assert_eq!(m.status, 200, "{}", m.body);
+            assert_eq!(m.body["activeHost"], md.active_host.to_string(), "{w}");
+            assert_eq!(m.body["partition"], md.partition, "{w}");
+        }
+        let (owner, other) = if md.active_host == ha {
+            (&ha, &hb)
+        } else {
+            (&hb, &ha)
+        };
+        owners.insert(owner.clone());
+        let key_path = format!("/stores/counts/keys/{w}");
+        wait_for("the owner to serve the count", || {
+            let r = get(owner, &key_path);
+            r.status == 200 && r.body["value"] == 3
+        });
+        let r = get(owner, &key_path);
+        assert_eq!(r.body["key"], w.as_str());
+        assert_eq!(r.body["host"], owner.to_string());
+        // The other instance sends the client to the owner, and the owner answers there.
+        let r = get(other, &key_path);
+        assert_eq!(r.status, 307, "{w}: {}", r.body);
+        let loc = r.location.expect("Location");
+        assert_eq!(loc, format!("http://{owner}{key_path}"));
+        assert_eq!(r.body["host"], owner.to_string());
+        let target = loc.strip_prefix(&format!("http://{owner}")).unwrap();
+        assert_eq!(get(owner, target).body["value"], 3);
+
+        // The key's windows: two in [base, base + 1000], one from base + 1000 on.
+        let win_path = format!("/stores/win-counts/windows/{w}");
+        wait_for("the owner to serve the windows", || {
+            let r = get(owner, &win_path);
+            r.status == 200 && r.body["windows"].as_array().is_some_and(|a| a.len() == 2)
+        });
+        let r = get(owner, &win_path);
+        assert_eq!(
+            r.body["windows"],
+            serde_json::json!([
+                { "start": base, "value": 2 },
+                { "start": base + 1000, "value": 1 },
+            ]),
+            "{w}"
+        );
+        let r = get(owner, &format!("{win_path}?from={}", base + 1000));
+        assert_eq!(
+            r.body["windows"],
+            serde_json::json!([{ "start": base + 1000, "value": 1 }])
+        );
+        let r = get(owner, &format!("{win_path}?from={base}&to={}", base + 999));
+        assert_eq!(
+            r.body["windows"],
+            serde_json::json!([{ "start": base, "value": 2 }])
+        );
+        assert_eq!(get(other, &win_path).status, 307);
+    }
+    assert_eq!(owners.len(), 2, "the test words should live on both hosts");
+
+    // Range reads answer for the instance asked; together the hosts hold every key once.
+    let entries = |h: &HostInfo, path: &str| -> Vec<(String, serde_json::Value)> {
+        let r = get(h, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.body["host"], h.to_string());
+        r.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["key"].as_str().unwrap().to_string(), e["value"].clone()))
+            .collect()
+    };
+    let (ea, eb) = (
+        entries(&ha, "/stores/counts/all"),
+        entries(&hb, "/stores/counts/all"),
+    );
+    assert!(!ea.is_empty() && !eb.is_empty());
+    let mut union: Vec<_> = ea.into_iter().chain(eb).collect();
+    union.sort_by(|x, y| x.0.cmp(&y.0));
+    let want: Vec<_> = words
+        .iter()
+        .map(|w| (w.clone(), serde_json::json!(3)))
+        .collect();
+    assert_eq!(union, want);
+    let mut ranged: Vec<String> = [&ha, &hb]
+        .iter()
+        .flat_map(|h| entries(h, "/stores/counts/range?from=word2&to=word4"))
+        .map(|(k, _)| k)
+        .collect();
+    ranged.sort();
+    assert_eq!(ranged, ["word2", "word3", "word4"]);
+    let all_windows: usize = [&ha, &hb]
+        .iter()
+        .map(|h| {
+            let r = get(
+                h,
+                &format!("/stores/win-counts/windows?from={}", base + 1000),
+            );
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["windows"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(all_windows, 8, "one window per word from base + 1000 on");
+
+    // Errors: status and a message naming what is wrong.
+    let err = |path: &str, status: u16, needle: &str| {
+        let r = get(&ha, path);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        let msg = r.body["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{path}: {msg}");
+    };
+    err("/stores/nope/keys/x", 404, "nope");
+    err("/stores/nope/all", 404, "nope");
+    err("/metadata/keys/nope/x", 404, "nope");
+    err("/metadata/stores/nope", 404, "nope");
+    // An absent key is a 404 from its owner (any other instance redirects there).
+    let absent_owner = a
+        .query_metadata_for_key("counts", &"absent-word".to_string(), &serde::StringSerde)
+        .unwrap()
+        .active_host;
+    let r = get(&absent_owner, "/stores/counts/keys/absent-word");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body["error"].as_str().unwrap().contains("absent-word"));
+    err("/stores/counts/windows/word1", 400, "key-value store");
+    err("/stores/win-counts/keys/word1", 400, "window store");
+    err("/stores/win-counts/all", 400, "window store");
+    err("/stores/win-counts/windows/word1?from=abc", 400, "from=abc");
+    err("/stores/win-counts/windows/word1?from=5&to=1", 400, "after");
+    err("/stores/counts/range?form=word1", 400, "form");
+    err("/stores/counts/range?from=word5&to=word1", 400, "after");
+    err("/stores/counts/keys/word1?x=1", 400, "'x'");
+    err("/no/such/path", 404, "/no/such/path");
+    let r = http("POST", &ha, "/stores/counts/keys/word1");
+    assert_eq!(r.status, 405, "{}", r.body);
+
+    a.close();
+    b.close();
+    // The endpoint stops with the instance.
+    assert!(std::net::TcpStream::connect(sa.as_str()).is_err());
+}

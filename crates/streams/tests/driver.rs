@@ -403,7 +403,7 @@ fn session_windows_merge_and_drop_late() {
     let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
     let mut i = d.create_input_topic("in", s(), s());
     let (k, v) = (Some("k".to_string()), Some("x".to_string()));
-    for ts in [0, 5, 30, 18, 22] {
+    for ts in [0, 5, 3, 30, 18, 22] {
         i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
     }
     let got: Vec<String> = d
@@ -428,6 +428,9 @@ fn session_windows_merge_and_drop_late() {
             "k[0,0]=1",
             "k[0,0]=null", // merged into [0,5]
             "k[0,5]=2",
+            // ts 3 falls inside [0,5]: as Kafka, the session is deleted and put again.
+            "k[0,5]=null",
+            "k[0,5]=3",
             "k[30,30]=1",
             // ts 18: its session would end at 18 < stream time 30 - grace 0: dropped as late.
             "k[30,30]=null",

@@ -1,11 +1,13 @@
 //! The controller side of a node (Kafka's QuorumController and BrokerLifecycleManager): this
 //! broker's registration and heartbeats with the active controller, and, on the node that is the
-//! active controller, fencing of silent brokers (which moves leadership to the ISR),
+//! active controller, fencing of silent brokers (which moves leadership to the ISR; at once for a
+//! broker whose process is gone, see `liveness_probe`),
 //! completion of partition reassignments and preferred-leader rebalancing. Replica placement for new topics is in `placement`.
 //!
 //! Changes go through `MetadataStore` as metadata commands; the Raft quorum itself is in
 //! strom-meta. Must not touch: partition logs or replica state (that is `replica`).
 
+mod liveness_probe;
 pub mod placement;
 
 use crate::broker::Broker;
@@ -116,10 +118,14 @@ async fn broker_lifecycle(broker: Arc<Broker>) {
     }
 }
 
-/// On the active controller: fence brokers silent for `broker.session.timeout.ms`, and move
-/// leadership back to preferred replicas every `leader.imbalance.check.interval.seconds`.
+/// On the active controller: fence brokers silent for `broker.session.timeout.ms` (or that missed
+/// a heartbeat and whose listeners refuse connections), and move leadership back to preferred
+/// replicas every `leader.imbalance.check.interval.seconds`.
 async fn active_controller(broker: Arc<Broker>) {
     let session = Duration::from_millis(broker.config.broker_session_timeout_ms);
+    // One heartbeat interval plus half of one for scheduling and the RPC: a live broker has beaten by then.
+    let missed_heartbeat =
+        Duration::from_millis(broker.config.broker_heartbeat_interval_ms * 3 / 2).min(session);
     let rebalance_every =
         Duration::from_secs(broker.config.leader_imbalance_check_interval_seconds);
     let tick = (session / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
@@ -142,9 +148,17 @@ async fn active_controller(broker: Arc<Broker>) {
                 .map(|(_, at)| *at)
                 .unwrap_or(since)
                 .max(since);
-            if heard.elapsed() <= session {
+            let silent = heard.elapsed();
+            let reason = if silent > session {
+                "no heartbeat within broker.session.timeout.ms"
+            } else if silent > missed_heartbeat
+                && b.node_id != broker.node_id()
+                && liveness_probe::listeners_refuse(b).await
+            {
+                "missed a heartbeat and its listeners refuse connections (process gone)"
+            } else {
                 continue;
-            }
+            };
             let cmd = MetadataCommand::FenceBroker {
                 node_id: b.node_id,
                 unclean_default: broker.config.unclean_leader_election_enable,
@@ -152,9 +166,9 @@ async fn active_controller(broker: Arc<Broker>) {
             match broker.metadata.submit_async(cmd).await {
                 Ok(r) => tracing::info!(
                     node_id = b.node_id,
-                    silent_ms = heard.elapsed().as_millis() as u64,
+                    silent_ms = silent.as_millis() as u64,
                     result = ?r,
-                    "fenced broker: no heartbeat within broker.session.timeout.ms"
+                    "fenced broker: {reason}"
                 ),
                 Err(e) => tracing::warn!(node_id = b.node_id, error = %e, "fencing broker failed"),
             }

@@ -17,6 +17,8 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 /// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may read a follower's offsets.
 const DEBUGGING_REPLICA_ID: i32 = -2;
+/// A consumer's ListOffsets; any other replica id is a replica or a debugging tool.
+const CONSUMER_REPLICA_ID: i32 = -1;
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -24,6 +26,9 @@ pub fn handle(
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
+    // Only consumers are bounded by the high watermark (or LSO); replicas and debugging tools
+    // see the log end, as in Kafka, where their requests carry no isolation level.
+    let client = req.replica_id == CONSUMER_REPLICA_ID;
     let topics = req
         .topics
         .into_iter()
@@ -72,7 +77,9 @@ pub fn handle(
                     }
                     let found = match p.timestamp {
                         LATEST => Ok(Some((
-                            if read_committed {
+                            if !client {
+                                partition.log.log_end_offset()
+                            } else if read_committed {
                                 partition.last_stable_offset()
                             } else {
                                 partition.high_watermark()

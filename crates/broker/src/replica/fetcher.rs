@@ -153,6 +153,11 @@ pub(crate) fn leader_endpoint(broker: &Broker, leader: i32) -> Result<(String, u
 async fn run(broker: Arc<Broker>, leader: i32, shared: Arc<Shared>) {
     let config = ReplicaConfig::from_broker(&broker.config);
     let backoff = Duration::from_millis(config.fetch_backoff_ms.max(50));
+    // Right after a leader change, leader and follower apply the same image moments apart: the
+    // follower's first requests may meet an epoch its new leader does not know yet. Retry soon,
+    // then back off towards `replica.fetch.backoff.ms` if the wait is not such a race.
+    let first_pause = Duration::from_millis(20).min(backoff);
+    let mut pause_for = first_pause;
     let mut conn: Option<LeaderConnection> = None;
     loop {
         if shared.partitions.lock().is_empty() {
@@ -213,7 +218,10 @@ async fn run(broker: Arc<Broker>, leader: i32, shared: Arc<Shared>) {
         }
         if pause {
             // Waiting for a newer image (epochs) or for the leader to catch up with one.
-            let _ = tokio::time::timeout(backoff, shared.wake.notified()).await;
+            let _ = tokio::time::timeout(pause_for, shared.wake.notified()).await;
+            pause_for = (pause_for * 2).min(backoff);
+        } else {
+            pause_for = first_pause;
         }
     }
 }
