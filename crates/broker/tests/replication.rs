@@ -108,6 +108,17 @@ impl Drop for Node {
     }
 }
 
+/// A sample of the node's metrics endpoint page, written exactly as `series`.
+fn metric(node: &Node, series: &str) -> f64 {
+    let page = strom_broker::metrics::render(&node.broker);
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{page}"))
+        .trim()
+        .parse()
+        .expect("numeric sample")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -292,6 +303,45 @@ fn acks_all_waits_for_the_follower_which_copies_the_log_exactly() {
     assert_eq!(follower.log.epoch_entries(), vec![(3, 0)]);
     assert_eq!(leader.high_watermark(), 50);
 
+    // Metrics: the leader counts the produced records and what the follower fetched; the
+    // follower's replication appends are not MessagesIn.
+    let leader_bytes = n1.read_all().len() as f64;
+    assert_eq!(metric(&n1, "kafka_server_replicamanager_leadercount"), 1.0);
+    assert_eq!(metric(&n2, "kafka_server_replicamanager_leadercount"), 0.0);
+    assert_eq!(
+        metric(&n2, "kafka_server_replicamanager_partitioncount"),
+        1.0
+    );
+    assert_eq!(
+        metric(&n1, "kafka_server_replicamanager_underreplicatedpartitions"),
+        0.0
+    );
+    assert_eq!(
+        metric(&n1, "kafka_server_brokertopicmetrics_messagesin_total"),
+        50.0
+    );
+    assert_eq!(
+        metric(&n2, "kafka_server_brokertopicmetrics_messagesin_total"),
+        0.0
+    );
+    assert!(
+        metric(
+            &n1,
+            "kafka_server_brokertopicmetrics_replicationbytesout_total"
+        ) >= leader_bytes
+    );
+    assert_eq!(
+        metric(&n1, "kafka_server_brokertopicmetrics_bytesout_total"),
+        0.0,
+        "follower fetches are not BytesOut"
+    );
+    assert!(
+        metric(
+            &n1,
+            "kafka_network_requestmetrics_requests_total{request=\"FetchFollower\"}"
+        ) >= 1.0
+    );
+
     // The follower refuses clients and names the leader (KIP-951 fields of Produce v10).
     let (code, _, resp) = produce(n2.addr, &values("wrong", 1), 1, 5_000);
     assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER");
@@ -366,6 +416,15 @@ fn isr_shrinks_min_insync_refuses_and_restarted_follower_rejoins() {
     wait_until("ISR shrink to the leader", Duration::from_secs(30), || {
         n1.isr() == vec![1]
     });
+    wait_until(
+        "under-replicated in the metrics",
+        Duration::from_secs(10),
+        || metric(&n1, "kafka_server_replicamanager_underreplicatedpartitions") == 1.0,
+    );
+    assert_eq!(
+        metric(&n1, "kafka_server_replicamanager_underminisrpartitioncount"),
+        1.0
+    );
     let (code, _, _) = produce(n1.addr, &values("c", 5), -1, 5_000);
     assert_eq!(
         code, 19,
@@ -384,6 +443,14 @@ fn isr_shrinks_min_insync_refuses_and_restarted_follower_rejoins() {
     );
     let (code, base, _) = produce(n1.addr, &values("e", 5), -1, 20_000);
     assert_eq!((code, base), (0, 15));
+    assert_eq!(
+        metric(&n1, "kafka_server_replicamanager_underreplicatedpartitions"),
+        0.0
+    );
+    assert_eq!(
+        metric(&n1, "kafka_server_replicamanager_underminisrpartitioncount"),
+        0.0
+    );
     wait_until("follower log end", Duration::from_secs(20), || {
         n2.log_end_offset() == 20
     });
