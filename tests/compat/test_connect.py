@@ -55,9 +55,13 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self, connector_files: list[Path]) -> list[str]:
+        # A hook so bench/connect_bench.py can start Apache Kafka's worker through the same helper.
+        return [str(require_strom_bin()), "connect", "standalone", str(self.worker_file),
+                *map(str, connector_files)]
+
     def start(self, connector_files: list[Path] = ()) -> "Worker":
-        cmd = [str(require_strom_bin()), "connect", "standalone", str(self.worker_file),
-               *map(str, connector_files)]
+        cmd = self.command(list(connector_files))
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent, cwd=str(self.workdir),
