@@ -6,6 +6,9 @@ runs: the same command with a different node.id).
     c = cluster_factory(n=3)                      # started; quorum formed; every broker registered
     c.bootstrap, c.node(2).kill(), c.node(2).start(), c.controller_id(), c.partition_state(topic)
 
+    c = cluster_factory(n=3, netns=True)          # each node in its own network namespace (netns.py)
+    c.network.cut(2), c.network.heal(2)           # node 2's link down / up: a real network partition
+
 Every wait is bounded; a failure shows the tails of the nodes' logs.
 """
 
@@ -19,6 +22,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from conftest import TARGET, Server, free_port, require_strom_bin
+from netns import NodeNetwork, netns_unavailable
 
 # Tests use short sessions so fencing is observable quickly (Kafka's defaults are 9000 / 2000).
 SESSION_TIMEOUT_MS = 3000
@@ -28,11 +32,15 @@ HEARTBEAT_INTERVAL_MS = 500
 class ClusterNode(Server):
     """One node of the cluster: a conftest.Server with a node id and a CONTROLLER listener."""
 
-    def __init__(self, workdir: Path, node_id: int, voters: str, controller_port: int, overrides: dict):
+    def __init__(self, workdir: Path, node_id: int, voters: str, controller_port: int, overrides: dict,
+                 host: str = "127.0.0.1", exec_prefix: list[str] | None = None):
         super().__init__(workdir, overrides, name=f"node{node_id}")
         self.node_id = node_id
         self.controller_port = controller_port
         self.voters = voters
+        self.host = host
+        # `ip netns exec NS` execs the server, so the process we hold (and kill) is strom itself.
+        self.exec_prefix = list(exec_prefix or [])
 
     def command(self) -> list[str]:
         binary = require_strom_bin()
@@ -47,18 +55,24 @@ class ClusterNode(Server):
             "broker.heartbeat.interval.ms": str(HEARTBEAT_INTERVAL_MS),
         }
         conf.update(self.overrides)
-        cmd = [str(binary), "server"]
+        cmd = [*self.exec_prefix, str(binary), "server"]
         for k, v in conf.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
 
 
 class Cluster:
-    def __init__(self, workdir: Path, n: int = 3, overrides: dict | None = None):
+    def __init__(self, workdir: Path, n: int = 3, overrides: dict | None = None,
+                 network: NodeNetwork | None = None):
+        self.network = network
         ports = {i: free_port() for i in range(1, n + 1)}
-        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in ports.items())
+
+        def host(i: int) -> str:
+            return network.address(i) if network else "127.0.0.1"
+        voters = ",".join(f"{i}@{host(i)}:{p}" for i, p in ports.items())
         self.nodes: dict[int, ClusterNode] = {
-            i: ClusterNode(Path(workdir) / f"node{i}", i, voters, ports[i], dict(overrides or {}))
+            i: ClusterNode(Path(workdir) / f"node{i}", i, voters, ports[i], dict(overrides or {}),
+                           host=host(i), exec_prefix=network.exec_prefix(i) if network else None)
             for i in range(1, n + 1)
         }
 
@@ -165,12 +179,29 @@ def cluster_factory(tmp_path_factory, request):
     if TARGET != "strom":
         pytest.skip("the cluster helper starts strom nodes")
     made: list[Cluster] = []
+    networks: list[NodeNetwork] = []
 
-    def make(n: int = 3, overrides: dict | None = None, start: bool = True) -> Cluster:
-        c = Cluster(tmp_path_factory.mktemp(f"cluster-{request.node.name[:40]}"), n, overrides)
+    def make(n: int = 3, overrides: dict | None = None, start: bool = True, netns: bool = False) -> Cluster:
+        network = None
+        if netns:
+            reason = netns_unavailable()
+            if reason:
+                pytest.skip(f"network namespaces unavailable: {reason}")
+            network = NodeNetwork(n)
+            # Registered before it exists: a half-built network is torn down too.
+            networks.append(network)
+            network.create()
+        c = Cluster(tmp_path_factory.mktemp(f"cluster-{request.node.name[:40]}"), n, overrides, network)
         made.append(c)
         return c.start() if start else c
 
-    yield make
-    for c in made:
-        c.stop()
+    try:
+        yield make
+    finally:
+        try:
+            for c in made:
+                c.stop()
+        finally:
+            # The nodes are gone first: a namespace with a live process in it would outlive `ip netns del`.
+            for net in networks:
+                net.destroy()

@@ -34,16 +34,16 @@ def keep_writing(c, prod: AckedProducer, at_least: int, what: str) -> None:
     c.wait_for(lambda: prod.acked_count() >= before + at_least, WAIT, what=f"acknowledged writes {what}")
 
 
-def check_read_back(c, prod: AckedProducer) -> dict[int, int]:
+def check_read_back(c, prod: AckedProducer, topic: str = TOPIC, partitions: int = PARTITIONS) -> dict[int, int]:
     """Every acknowledged record once, at its acknowledged offset, nothing stored twice.
     Returns each partition's end offset."""
     ends = {}
-    for part in range(PARTITIONS):
+    for part in range(partitions):
         acked = sorted(prod.acked[part])
         offsets = [o for o, _ in acked]
         assert len(set(offsets)) == len(offsets), f"partition {part}: one offset acknowledged twice"
         end = offsets[-1] + 1
-        got = [(m.offset(), m.value().decode()) for m in consume_range(c.bootstrap, TOPIC, part, 0, end,
+        got = [(m.offset(), m.value().decode()) for m in consume_range(c.bootstrap, topic, part, 0, end,
                                                                           timeout=WAIT)]
         values = [v for _, v in got]
         assert len(values) == len(set(values)), f"partition {part}: a record is stored twice"

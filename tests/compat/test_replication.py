@@ -40,7 +40,7 @@ def create_replicated_topic(c, name: str, partitions: int, rf: int, config: dict
 class AckedProducer:
     """An idempotent acks=all producer in a thread; remembers every acknowledged record."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int):
+    def __init__(self, bootstrap: str, topic: str, partitions: int, conf: dict | None = None):
         self.p = Producer({
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -49,6 +49,7 @@ class AckedProducer:
             "message.timeout.ms": 60000,
             "retry.backoff.ms": 100,
             "topic.metadata.refresh.interval.ms": 1000,
+            **(conf or {}),
         })
         self.topic = topic
         self.partitions = partitions

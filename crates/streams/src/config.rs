@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::error::{Result, StreamsError};
+use crate::metadata::HostInfo;
 
 pub const APPLICATION_ID: &str = "application.id";
 pub const BOOTSTRAP_SERVERS: &str = "bootstrap.servers";
@@ -18,6 +19,9 @@ pub const NUM_STANDBY_REPLICAS: &str = "num.standby.replicas";
 pub const DESERIALIZATION_EXCEPTION_HANDLER: &str = "deserialization.exception.handler";
 pub const DEFAULT_DESERIALIZATION_EXCEPTION_HANDLER: &str =
     "default.deserialization.exception.handler";
+pub const APPLICATION_SERVER: &str = "application.server";
+/// strom's own key: serve interactive queries over HTTP on `application.server`.
+pub const QUERY_HTTP_ENABLED: &str = "strom.query.http.enabled";
 pub const AT_LEAST_ONCE: &str = "at_least_once";
 pub const EXACTLY_ONCE_V2: &str = "exactly_once_v2";
 
@@ -49,6 +53,11 @@ pub struct StreamsConfig {
     pub cache_max_bytes: usize,
     pub replication_factor: i32,
     pub deserialization_handler: DeserializationHandler,
+    /// Kafka's `application.server`: the `host:port` this instance answers interactive queries
+    /// on, told to the other instances of the application through the consumer group.
+    pub application_server: Option<HostInfo>,
+    /// `strom.query.http.enabled`: serve the HTTP query endpoint on `application_server`.
+    pub query_http_enabled: bool,
     /// `consumer.*`, `producer.*`, `admin.*` overrides, passed to that client without the prefix.
     pub client_overrides: BTreeMap<String, String>,
 }
@@ -104,6 +113,8 @@ impl StreamsConfig {
             cache_max_bytes: 10 * 1024 * 1024,
             replication_factor: -1,
             deserialization_handler: DeserializationHandler::LogAndFail,
+            application_server: None,
+            query_http_enabled: false,
             client_overrides: BTreeMap::new(),
         };
         let mut commit_set = false;
@@ -170,6 +181,27 @@ impl StreamsConfig {
                         }
                     }
                 }
+                APPLICATION_SERVER => {
+                    if !v.trim().is_empty() {
+                        c.application_server =
+                            Some(HostInfo::parse(v).map_err(|reason| StreamsError::Config {
+                                key: k.clone(),
+                                reason,
+                            })?);
+                    }
+                }
+                QUERY_HTTP_ENABLED => {
+                    c.query_http_enabled = match v.trim() {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(StreamsError::Config {
+                                key: k.clone(),
+                                reason: format!("'{other}' is not true or false"),
+                            });
+                        }
+                    }
+                }
                 other
                     if other.starts_with("consumer.")
                         || other.starts_with("producer.")
@@ -184,6 +216,13 @@ impl StreamsConfig {
                     });
                 }
             }
+        }
+        if c.query_http_enabled && c.application_server.is_none() {
+            return Err(StreamsError::Config {
+                key: QUERY_HTTP_ENABLED.into(),
+                reason: "the HTTP query endpoint binds to application.server, which is not set"
+                    .into(),
+            });
         }
         if !commit_set && c.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
             // Kafka's default under EOS: commit often, since output is invisible until then.
@@ -224,5 +263,27 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("processing.guarantee"), "{e}");
+        let e = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("application.server", "no-port"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("application.server"), "{e}");
+        let e = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("strom.query.http.enabled", "true"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("application.server"), "{e}");
+        let c = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("application.server", "node-1.example:7070"),
+        ])
+        .unwrap();
+        let h = c.application_server.unwrap();
+        assert_eq!((h.host.as_str(), h.port), ("node-1.example", 7070));
     }
 }

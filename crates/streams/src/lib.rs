@@ -9,6 +9,7 @@
 // shapes users write against.
 #![allow(clippy::type_complexity)]
 
+pub mod assignment_info;
 pub mod cli;
 pub mod config;
 pub mod dsl;
@@ -16,7 +17,9 @@ pub mod dsl_ops;
 pub mod error;
 pub mod fk_join;
 mod internal_topics;
+pub mod metadata;
 pub mod options;
+pub mod partitioner;
 pub mod processor;
 pub mod query;
 pub mod record;
@@ -34,6 +37,7 @@ pub use dsl::{
     SessionWindowedKStream, SlidingWindowedKStream, StreamsBuilder, TimeWindowedKStream,
 };
 pub use error::{Result, SerdeError, StreamsError};
+pub use metadata::{HostInfo, KeyQueryMetadata, StreamsMetadata, TopicPartition};
 pub use options::{BufferConfig, Consumed, Grouped, Materialized, Produced, Repartitioned};
 pub use processor::{Processor, ProcessorContext, PunctuationType};
 pub use record::{Change, Dyn, Record, RecordMetadata};

@@ -21,10 +21,13 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::assignment_info::consumer_client_id;
 use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::internal_topics;
+use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata};
 use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
+use crate::serde::Serde;
 use crate::state::{FjallBackend, KvBackend};
 use crate::task::{OutRecord, ProcessError, StreamTask, TaskId};
 use crate::topology::{StoreDef, Topology};
@@ -59,6 +62,10 @@ struct Shared {
     active: Mutex<BTreeSet<TaskId>>,
     /// Full topic name -> sub-topology id.
     topic_subtopology: HashMap<String, usize>,
+    /// Which instance holds what, from the consumer group.
+    metadata: MetadataState,
+    /// Set by every rebalance: the group's assignment changed and `metadata` must be re-read.
+    metadata_stale: AtomicBool,
 }
 
 /// Kafka's KafkaStreams: runs a topology with `num.stream.threads` threads.
@@ -191,7 +198,7 @@ impl KafkaStreams {
         if self.shared.is_some() {
             return Err(StreamsError::Streams("already started".into()));
         }
-        internal_topics::prepare(&self.topology, &self.config)?;
+        let partition_counts = internal_topics::prepare(&self.topology, &self.config)?;
         let app_dir = self.app_dir();
         std::fs::create_dir_all(&app_dir)?;
         let process_id = load_process_id(&app_dir)?;
@@ -244,6 +251,13 @@ impl KafkaStreams {
             globals,
             active: Default::default(),
             topic_subtopology,
+            metadata: MetadataState::new(
+                &self.topology,
+                &self.config.application_id,
+                self.config.application_server.clone(),
+                &partition_counts,
+            ),
+            metadata_stale: AtomicBool::new(true),
         });
         for n in 1..=self.config.num_stream_threads {
             let sh = shared.clone();
@@ -333,6 +347,39 @@ impl KafkaStreams {
         ReadOnlyWindowStore::new(&def, parts)
     }
 
+    fn running(&self) -> Result<&Arc<Shared>> {
+        self.shared
+            .as_ref()
+            .ok_or_else(|| StreamsError::Streams("KafkaStreams is not running".into()))
+    }
+
+    /// Kafka's `metadataForAllClients()`: every instance of the application that set
+    /// `application.server`, with the partitions, tasks and stores it holds, as of the last
+    /// rebalance.
+    pub fn metadata_for_all_clients(&self) -> Result<Vec<StreamsMetadata>> {
+        Ok(self.running()?.metadata.all())
+    }
+
+    /// Kafka's `streamsMetadataForStore(store)`: the instances holding a part of `store`.
+    pub fn streams_metadata_for_store(&self, store: &str) -> Result<Vec<StreamsMetadata>> {
+        Ok(self.running()?.metadata.for_store(store))
+    }
+
+    /// Kafka's `queryMetadataForKey(store, key, serializer)`: the instance holding `key` in
+    /// `store`. The key is serialized with `serializer` and partitioned as the producers partition
+    /// it (murmur2); the active host is `unavailable` while no instance is known to own the
+    /// partition (during a rebalance, or when its owner has no `application.server`).
+    pub fn query_metadata_for_key<K>(
+        &self,
+        store: &str,
+        key: &K,
+        serializer: &dyn Serde<K>,
+    ) -> Result<KeyQueryMetadata> {
+        let s = self.running()?;
+        let kb = serializer.serialize(store, key)?;
+        s.metadata.for_key_bytes(store, &kb)
+    }
+
     /// The tasks this instance runs now (for tests and monitoring).
     pub fn local_tasks(&self) -> BTreeSet<TaskId> {
         self.shared
@@ -418,6 +465,9 @@ impl ConsumerContext for StreamsConsumerContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                let core = self.core.lock();
+                core.shared.metadata_stale.store(true, Ordering::SeqCst);
+                drop(core);
                 let parts = tpl
                     .elements()
                     .iter()
@@ -489,7 +539,15 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
     }));
     let mut cc = client_config(shared, "consumer");
     cc.set("group.id", &cfg.application_id)
-        .set("client.id", format!("{client_id}-consumer"))
+        .set(
+            "client.id",
+            consumer_client_id(
+                &cfg.application_id,
+                &shared.process_id,
+                n,
+                cfg.application_server.as_ref(),
+            ),
+        )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
@@ -511,9 +569,16 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
         .collect();
     consumer.subscribe(&topics)?;
     let mut last_commit = Instant::now();
+    let mut last_metadata_try = Instant::now() - Duration::from_secs(1);
     let commit_every = Duration::from_millis(cfg.commit_interval_ms);
     let result = (|| -> Result<()> {
         while !shared.shutdown.load(Ordering::SeqCst) {
+            if shared.metadata_stale.load(Ordering::SeqCst)
+                && last_metadata_try.elapsed() >= Duration::from_millis(250)
+            {
+                last_metadata_try = Instant::now();
+                refresh_metadata(shared, &consumer);
+            }
             let first = consumer.poll(Duration::from_millis(100));
             let core_arc = &core;
             let mut core = core_arc.lock();
@@ -571,6 +636,34 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
     drop(c);
     consumer.unsubscribe();
     result
+}
+
+/// Re-reads which member owns what from the group coordinator (DescribeGroups). Only a stable
+/// group's assignment is complete, so while the group rebalances the metadata stays stale and is
+/// tried again.
+fn refresh_metadata<C: ConsumerContext>(shared: &Shared, consumer: &BaseConsumer<C>) {
+    let app = &shared.config.application_id;
+    match consumer.fetch_group_list(Some(app), Duration::from_secs(5)) {
+        Ok(list) => {
+            let Some(g) = list.groups().iter().find(|g| g.name() == app) else {
+                return;
+            };
+            if g.state() != "Stable" {
+                return;
+            }
+            shared.metadata.on_group(
+                g.members()
+                    .iter()
+                    .map(|m| (m.client_id(), m.assignment().unwrap_or_default())),
+            );
+            shared.metadata_stale.store(false, Ordering::SeqCst);
+            tracing::debug!(
+                members = g.members().len(),
+                "interactive-query metadata refreshed"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "describing the group for query metadata failed"),
+    }
 }
 
 impl ThreadCore {
