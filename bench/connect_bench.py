@@ -10,7 +10,8 @@ files. The clock starts when the sink and source connectors are created over RES
 FileStreamSource, the JSON converter with schemas.enable=true for values, StringConverter for keys, the
 same worker and connector settings on both) and stops when the sink file is as long as the source file.
 Then the sink file must equal the source file line for line, after a settle pause that would show
-duplicates. Peak RSS (VmHWM) and CPU time of the worker process are read from /proc before it stops.
+duplicates. Peak RSS (VmHWM, start-up included) and CPU time (from the connectors' creation to the last line) of
+the worker process are read from /proc before it stops.
 Runs alternate kafka, strom, kafka, strom, ...; the summary gives medians.
 
 Kafka's worker is `org.apache.kafka.connect.cli.ConnectStandalone` from the jars that
@@ -140,6 +141,7 @@ def one_run(system: str, rep: int, broker: Server, work: Path, src: Path, data: 
     startup_s = time.monotonic() - t_start
     try:
         load = os.getloadavg()
+        _, cpu_at_start = proc_stats(w.proc.pid)  # the JVM's start-up is not part of the run
         t0 = time.monotonic()
         for name, config in (
             (f"sink-{rep}", {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
@@ -156,6 +158,7 @@ def one_run(system: str, rep: int, broker: Server, work: Path, src: Path, data: 
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
         rss, cpu = proc_stats(w.proc.pid)
+        cpu -= cpu_at_start
         time.sleep(args.settle)  # anything duplicated would arrive now
         got = dst.read_bytes()
         ok = got == data

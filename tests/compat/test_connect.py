@@ -74,7 +74,9 @@ class Worker:
                 status, _, _ = http("GET", self.url + "/")
                 if status == 200:
                     return self
-            except OSError:
+            except (OSError, ValueError):
+                # Refused, or up but not yet serving JSON (Kafka's worker answers with a start-up page
+                # until its herder runs): both mean "not ready yet".
                 pass
             time.sleep(0.1)
         raise AssertionError(f"worker REST API did not come up:\n{self.log()}")
