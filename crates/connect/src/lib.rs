@@ -81,6 +81,7 @@ pub mod json;
 pub mod loggers;
 pub mod number_converter;
 pub mod offset_store;
+pub mod pending_offsets;
 pub mod properties;
 pub mod rest;
 pub mod rest_forward;

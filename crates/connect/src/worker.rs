@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::config_def::{ConfigMap, parse_list};
 use crate::connector::{
     ConnectRecord, ConnectorFactory, ConnectorPlugin, Header, SinkRecord, SinkTask,
-    SinkTaskContext, SourceOffset, SourcePartition, SourceTask, SourceTaskContext, TopicPartition,
+    SinkTaskContext, SourceTask, SourceTaskContext, TopicPartition,
 };
 use crate::converter::{Converter, configured_converter};
 use crate::dead_letter::{DeadLetterQueue, FailedRecord, Stage, TaskErrantReporter};
@@ -515,11 +515,14 @@ fn run_source(
     ctl: &TaskControl,
 ) -> Result<()> {
     let mut pc = worker.client_config("producer", cc);
-    // Kafka Connect's producer defaults: wait for all replicas, keep order on retry.
+    // Kafka Connect's producer defaults: wait for all replicas, keep order on retry. And a
+    // librdkafka one: DeliveryTracker only looks at failures, so a report per delivered record
+    // would be work for nothing (the offset commit's flush still waits for every acknowledgement).
     for (k, v) in [
         ("acks", "all"),
         ("enable.idempotence", "true"),
         ("linger.ms", "5"),
+        ("delivery.report.only.error", "true"),
     ] {
         if pc.get(k).is_none() {
             pc.set(k, v);
@@ -530,10 +533,10 @@ fn run_source(
         .map_err(|e| ConnectError::Kafka(format!("cannot create producer: {e}")))?;
     let interval = Duration::from_millis(worker.config.offset_flush_interval_ms);
     let flush_timeout = Duration::from_millis(worker.config.offset_flush_timeout_ms.max(1000));
-    let mut pending: BTreeMap<String, (SourcePartition, SourceOffset)> = BTreeMap::new();
+    let mut pending = crate::pending_offsets::PendingOffsets::default();
     let mut last_commit = Instant::now();
 
-    let commit = |pending: &mut BTreeMap<String, (SourcePartition, SourceOffset)>,
+    let commit = |pending: &mut crate::pending_offsets::PendingOffsets,
                   timeout: Duration|
      -> Result<bool> {
         if pending.is_empty() {
@@ -547,9 +550,8 @@ fn run_source(
         if let Some(err) = producer.context().failed.lock().take() {
             return Err(ConnectError::Kafka(err));
         }
-        let batch: Vec<(SourcePartition, SourceOffset)> = pending.values().cloned().collect();
+        let batch = pending.take();
         worker.offsets.commit(&setup.connector, &batch)?;
-        pending.clear();
         tracing::debug!(task = %setup.id, partitions = batch.len(), "committed source offsets");
         Ok(true)
     };
@@ -567,7 +569,6 @@ fn run_source(
         ctl.set(State::Running, None);
         let records = task.poll()?;
         for r in records {
-            let key = serde_json::Value::Object(r.source_partition.clone()).to_string();
             let (partition, offset) = (r.source_partition, r.source_offset);
             // The record as the task made it, for the error log (cloned only when logging).
             let original = setup.errors.log_enable.then(|| r.record.clone());
@@ -584,7 +585,7 @@ fn run_source(
                     "skipping record (errors.tolerance=all)");
             }
             // Even a record a transform dropped moves the source position on.
-            pending.insert(key, (partition, offset));
+            pending.record(partition, offset);
         }
         producer.poll(Duration::ZERO);
         if let Some(err) = producer.context().failed.lock().take() {
