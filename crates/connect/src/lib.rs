@@ -66,6 +66,7 @@
 //! plugins)`; the `strom` binary does this with the built-in plugins of `strom-connectors`.
 
 pub mod active_topics;
+pub mod backoff;
 pub mod config_def;
 pub mod connector;
 pub mod connector_config;

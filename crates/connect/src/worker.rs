@@ -357,6 +357,25 @@ impl Worker {
         connector_config: &ConfigMap,
         paused: bool,
     ) -> TaskHandle {
+        self.spawn_supervised(
+            connector,
+            id,
+            connector_config,
+            paused,
+            move |w, name, cc, ctl| w.source_attempt(name, id, new_task(), &task_config, cc, ctl),
+        )
+    }
+
+    /// The thread of task `id`: runs `attempt` under the connector's restart policy. Set-up
+    /// errors show as a FAILED task, as in Kafka.
+    fn spawn_supervised(
+        self: &Arc<Self>,
+        connector: &str,
+        id: usize,
+        connector_config: &ConfigMap,
+        paused: bool,
+        attempt: impl Fn(&Worker, &str, &ConfigMap, &TaskControl) -> Result<()> + Send + 'static,
+    ) -> TaskHandle {
         let control = TaskControl::new(paused);
         let worker = self.clone();
         let cc = connector_config.clone();
@@ -371,7 +390,7 @@ impl Worker {
                     Err(e) => return ctl.fail(&task_id, &e),
                 };
                 supervise(&ctl, &task_id, &policy, || {
-                    worker.source_attempt(&name, id, new_task(), &task_config, &cc, &ctl)
+                    attempt(&worker, &name, &cc, &ctl)
                 });
             });
         spawned(id, control, thread)
@@ -410,24 +429,13 @@ impl Worker {
         connector_config: &ConfigMap,
         paused: bool,
     ) -> TaskHandle {
-        let control = TaskControl::new(paused);
-        let worker = self.clone();
-        let cc = connector_config.clone();
-        let name = connector.to_string();
-        let ctl = control.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("task-{name}-{id}"))
-            .spawn(move || {
-                let task_id = format!("{name}-{id}");
-                let policy = match RestartPolicy::from_configs(&worker.config.props, &cc) {
-                    Ok(p) => p,
-                    Err(e) => return ctl.fail(&task_id, &e),
-                };
-                supervise(&ctl, &task_id, &policy, || {
-                    worker.sink_attempt(&name, id, new_task(), &task_config, &cc, &ctl)
-                });
-            });
-        spawned(id, control, thread)
+        self.spawn_supervised(
+            connector,
+            id,
+            connector_config,
+            paused,
+            move |w, name, cc, ctl| w.sink_attempt(name, id, new_task(), &task_config, cc, ctl),
+        )
     }
 
     /// One run of a sink task, from set-up to stop; an error fails this attempt.
@@ -625,32 +633,35 @@ fn convert_and_send(
     if let Some(tc) = &setup.topic_creation {
         tc.ensure(&record.topic).map_err(produce_error)?;
     }
-    let key = eh
-        .retrying((), stop, |()| {
-            setup.key_converter.from_connect_data(
-                &record.topic,
-                record.key_schema.as_deref(),
-                &record.key,
-            )
+    // One side (key or value) through its converter, retried under `errors.retry.*`.
+    let convert = |converter: &dyn Converter,
+                   class: &str,
+                   stage: Stage,
+                   schema: Option<&crate::data::Schema>,
+                   data: &crate::data::Value| {
+        eh.retrying((), stop, |()| {
+            converter.from_connect_data(&record.topic, schema, data)
         })
         .map_err(|error| StageError {
-            stage: Stage::KeyConverter,
-            class: setup.key_converter_class.clone(),
+            stage,
+            class: class.to_string(),
             error,
-        })?;
-    let value = eh
-        .retrying((), stop, |()| {
-            setup.value_converter.from_connect_data(
-                &record.topic,
-                record.value_schema.as_deref(),
-                &record.value,
-            )
         })
-        .map_err(|error| StageError {
-            stage: Stage::ValueConverter,
-            class: setup.value_converter_class.clone(),
-            error,
-        })?;
+    };
+    let key = convert(
+        setup.key_converter.as_ref(),
+        &setup.key_converter_class,
+        Stage::KeyConverter,
+        record.key_schema.as_deref(),
+        &record.key,
+    )?;
+    let value = convert(
+        setup.value_converter.as_ref(),
+        &setup.value_converter_class,
+        Stage::ValueConverter,
+        record.value_schema.as_deref(),
+        &record.value,
+    )?;
     let mut headers = OwnedHeaders::new();
     for h in &record.headers {
         headers = headers.insert(KHeader {
@@ -1028,16 +1039,10 @@ mod tests {
         fn stop(&mut self) {}
     }
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config_def::config_map as cfg;
 
-    /// A worker, a set-up and a consumer that never reaches a broker (none is needed: the
-    /// paused consumer is only polled).
-    fn setup(dir: &tempfile::TempDir, connector: &[(&str, &str)]) -> (TaskSetup, BaseConsumer) {
+    /// A worker with string converters whose broker address leads nowhere.
+    fn test_worker(dir: &tempfile::TempDir) -> Worker {
         let mut props = cfg(&[
             ("bootstrap.servers", "127.0.0.1:1"),
             (
@@ -1053,7 +1058,13 @@ mod tests {
             "offset.storage.file.filename".into(),
             dir.path().join("offsets").display().to_string(),
         );
-        let worker = Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker");
+        Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker")
+    }
+
+    /// A worker, a set-up and a consumer that never reaches a broker (none is needed: the
+    /// paused consumer is only polled).
+    fn setup(dir: &tempfile::TempDir, connector: &[(&str, &str)]) -> (TaskSetup, BaseConsumer) {
+        let worker = test_worker(dir);
         let cc = cfg(connector);
         let setup = worker.setup("sink", 0, &cc).expect("setup");
         let mut c = worker.client_config("consumer", &cc);
@@ -1188,24 +1199,7 @@ mod tests {
     #[test]
     fn bad_error_handling_values_fail_the_set_up_naming_the_key() {
         let dir = tempfile::tempdir().expect("dir");
-        let worker = {
-            let mut props = cfg(&[
-                ("bootstrap.servers", "127.0.0.1:1"),
-                (
-                    "key.converter",
-                    "org.apache.kafka.connect.storage.StringConverter",
-                ),
-                (
-                    "value.converter",
-                    "org.apache.kafka.connect.storage.StringConverter",
-                ),
-            ]);
-            props.insert(
-                "offset.storage.file.filename".into(),
-                dir.path().join("offsets").display().to_string(),
-            );
-            Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker")
-        };
+        let worker = test_worker(&dir);
         let err = worker
             .setup("s", 0, &cfg(&[("errors.retry.timeout", "-7")]))
             .err()

@@ -119,12 +119,7 @@ impl SinkTask for FlakySink {
     fn stop(&mut self) {}
 }
 
-fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use strom_connect::config_def::config_map as cfg;
 
 /// A sink task of connector `name` on topic `topic` through the worker, as the herder starts it.
 fn start_sink(
