@@ -2,8 +2,9 @@
 """Connect file -> topic -> file throughput for docs/benchmarks.md (issues 7 and 8): `strom connect
 standalone` side by side with Apache Kafka Connect standalone 4.1.2, both against one strom broker.
 
-    STROM_BIN=target/release/strom ~/.cache/strom/venv/bin/python bench/connect_bench.py \
-        --lines 200000 --reps 3 --out bench/results/$(date -u +%Y%m%d-%H%M%S)-connect
+    STROM_BIN=~/.cache/strom/target/release/strom ~/.cache/strom/venv/bin/python bench/connect_bench.py \
+        --lines 1000000 --reps 5 --out bench/results/$(date -u +%Y%m%d-%H%M%S)-connect \
+        [--worker-bin $CARGO_TARGET_DIR/release/strom]   # a strom worker other than the broker's binary
 
 Each run: a fresh worker process (REST up before the clock starts), a fresh 1-partition topic and fresh
 files. The clock starts when the sink and source connectors are created over REST (FileStreamSink then
@@ -80,6 +81,8 @@ class KafkaWorker(Worker):
     """Apache Kafka Connect standalone, started through the same helper as strom's worker."""
 
     classpath = ""
+    # The JVM's start-up took up to 31 s on this 2-core machine at a load of 12.
+    start_timeout = 180.0
 
     def __init__(self, workdir: Path, bootstrap: str, extra: dict[str, str]):
         super().__init__(workdir, bootstrap, extra)
@@ -93,6 +96,18 @@ class KafkaWorker(Worker):
         return ["java", *KAFKA_JVM, f"-Dlog4j2.configurationFile={self.log4j}", "-cp", self.classpath,
                 "org.apache.kafka.connect.cli.ConnectStandalone", str(self.worker_file),
                 *map(str, connector_files)]
+
+
+class StromWorker(Worker):
+    """`strom connect standalone` from `--worker-bin` when given (the broker stays STROM_BIN's)."""
+
+    binary: Path | None = None
+
+    def command(self, connector_files: list[Path]) -> list[str]:
+        cmd = super().command(connector_files)
+        if self.binary is not None:
+            cmd[0] = str(self.binary)
+        return cmd
 
 
 def make_lines(n: int, size: int, seed: int = 7) -> bytes:
@@ -133,8 +148,8 @@ def one_run(system: str, rep: int, broker: Server, work: Path, src: Path, data: 
     topic = f"bench-{system}-{rep}"
     create_topic(broker.bootstrap, topic)
     dst = run / "sink.txt"
-    worker_props = {"offset.flush.interval.ms": "1000"}
-    cls = KafkaWorker if system == "kafka" else Worker
+    worker_props = {"offset.flush.interval.ms": "1000", **dict(kv.split("=", 1) for kv in args.worker_prop)}
+    cls = KafkaWorker if system == "kafka" else StromWorker
     w = cls(run / "worker", broker.bootstrap, worker_props)
     t_start = time.monotonic()
     w.start()
@@ -213,9 +228,14 @@ def main():
     ap.add_argument("--batch-size", type=int, default=2000, help="FileStreamSource batch.size (Kafka's default)")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds to wait for duplicates after the last line")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--worker-bin", type=Path,
+                    help="strom binary for strom's worker (default: STROM_BIN, the broker's)")
+    ap.add_argument("--worker-prop", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra worker setting for both workers (repeatable)")
     ap.add_argument("--out", type=Path, help="directory for results.json and summary.md")
     args = ap.parse_args()
     systems = args.systems.split(",")
+    StromWorker.binary = args.worker_bin
     if "kafka" in systems:
         KafkaWorker.classpath = kafka_classpath()
     work = Path(tempfile.mkdtemp(prefix="strom-connect-bench-"))

@@ -31,6 +31,8 @@ STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
 class Worker:
     """One `strom connect standalone` process with its REST port."""
 
+    start_timeout = 30.0  # seconds for the REST API to answer 200
+
     def __init__(self, workdir: Path, bootstrap: str, extra: dict[str, str] | None = None):
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +69,7 @@ class Worker:
                                      preexec_fn=_die_with_parent, cwd=str(self.workdir),
                                      env={**os.environ, "RUST_LOG": "info"})
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
             try:
