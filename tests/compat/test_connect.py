@@ -31,6 +31,8 @@ STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
 class Worker:
     """One `strom connect standalone` process with its REST port."""
 
+    start_timeout = 30.0  # seconds for the REST API to answer 200
+
     def __init__(self, workdir: Path, bootstrap: str, extra: dict[str, str] | None = None):
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -55,22 +57,28 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self, connector_files: list[Path]) -> list[str]:
+        # A hook so bench/connect_bench.py can start Apache Kafka's worker through the same helper.
+        return [str(require_strom_bin()), "connect", "standalone", str(self.worker_file),
+                *map(str, connector_files)]
+
     def start(self, connector_files: list[Path] = ()) -> "Worker":
-        cmd = [str(require_strom_bin()), "connect", "standalone", str(self.worker_file),
-               *map(str, connector_files)]
+        cmd = self.command(list(connector_files))
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent, cwd=str(self.workdir),
                                      env={**os.environ, "RUST_LOG": "info"})
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"worker exited early:\n{self.log()}"
             try:
                 status, _, _ = http("GET", self.url + "/")
                 if status == 200:
                     return self
-            except OSError:
+            except (OSError, ValueError):
+                # Refused, or up but not yet serving JSON (Kafka's worker answers with a start-up page
+                # until its herder runs): both mean "not ready yet".
                 pass
             time.sleep(0.1)
         raise AssertionError(f"worker REST API did not come up:\n{self.log()}")

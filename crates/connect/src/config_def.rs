@@ -337,6 +337,14 @@ fn check_type(v: &str, ty: ConfigType) -> Result<(), String> {
     }
 }
 
+/// A config map from literal pairs (tests and built-in defaults).
+pub fn config_map(pairs: &[(&str, &str)]) -> ConfigMap {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Splits a LIST value as Kafka does: comma-separated, trimmed, empty items dropped.
 pub fn parse_list(v: &str) -> Vec<String> {
     v.split(',')

@@ -97,6 +97,10 @@ pub enum DecimalFormat {
 pub struct JsonConverter {
     schemas_enable: bool,
     decimal_format: DecimalFormat,
+    /// The last schema written in an envelope, with its JSON text. A task's records nearly always
+    /// share one schema, so this spares building and writing that object for each record (Kafka
+    /// keeps a cache of such conversions too, `schemas.cache.size`).
+    last_schema: parking_lot::Mutex<Option<(Schema, Arc<str>)>>,
 }
 
 impl Default for JsonConverter {
@@ -104,6 +108,7 @@ impl Default for JsonConverter {
         JsonConverter {
             schemas_enable: true,
             decimal_format: DecimalFormat::Base64,
+            last_schema: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -115,6 +120,20 @@ impl JsonConverter {
             schemas_enable,
             ..Default::default()
         }
+    }
+
+    /// The JSON text of `as_json_schema(schema)`, from the one-entry cache when it is the last
+    /// schema seen.
+    fn schema_json(&self, schema: &Schema) -> Result<Arc<str>> {
+        let mut last = self.last_schema.lock();
+        if let Some((s, json)) = last.as_ref()
+            && s == schema
+        {
+            return Ok(json.clone());
+        }
+        let json: Arc<str> = self.as_json_schema(schema)?.to_json_string().into();
+        *last = Some((schema.clone(), json.clone()));
+        Ok(json)
     }
 
     /// The JSON schema object for a Connect schema (`asJsonSchema`).
@@ -592,6 +611,8 @@ impl Converter for JsonConverter {
                 }
             };
         }
+        // The format shows in schema defaults: what was cached under the old one is stale.
+        *self.last_schema.lock() = None;
         Ok(())
     }
 
@@ -605,19 +626,21 @@ impl Converter for JsonConverter {
             return Ok(None);
         }
         let payload = self.convert_to_json(schema, value)?;
-        let node = if self.schemas_enable {
-            let schema_node = match schema {
-                Some(s) => self.as_json_schema(s)?,
-                None => JsonNode::Null,
-            };
-            JsonNode::Object(vec![
-                ("schema".to_string(), schema_node),
-                ("payload".to_string(), payload),
-            ])
-        } else {
-            payload
+        if !self.schemas_enable {
+            return Ok(Some(payload.to_json_string().into_bytes()));
+        }
+        // The envelope `{"schema":...,"payload":...}`, written around the cached schema text.
+        let schema_json = match schema {
+            Some(s) => self.schema_json(s)?,
+            None => Arc::from("null"),
         };
-        Ok(Some(node.to_json_string().into_bytes()))
+        let mut out = String::with_capacity(schema_json.len() + payload.size_hint() + 24);
+        out.push_str(r#"{"schema":"#);
+        out.push_str(&schema_json);
+        out.push_str(r#","payload":"#);
+        payload.write_to(&mut out);
+        out.push('}');
+        Ok(Some(out.into_bytes()))
     }
 
     fn to_connect_data(&self, _topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue> {

@@ -195,10 +195,11 @@ impl ErrorHandling {
     /// The wait after the `attempt`-th failure (1-based): 300 ms, doubling, at most
     /// `errors.retry.delay.max.ms`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
-        FIRST_RETRY_DELAY
-            .saturating_mul(factor)
-            .min(self.retry_delay_max)
+        crate::backoff::doubling(
+            FIRST_RETRY_DELAY,
+            attempt.saturating_sub(1),
+            self.retry_delay_max,
+        )
     }
 
     /// The wait before the next try after `attempt` failures since `started`, or `None` when
@@ -354,12 +355,7 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config_def::config_map as cfg;
 
     fn handling(pairs: &[(&str, &str)]) -> ErrorHandling {
         ErrorHandling::from_config(&cfg(pairs)).expect("config")

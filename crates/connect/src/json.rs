@@ -43,12 +43,32 @@ impl JsonNode {
 
     /// Serializes compactly, as Jackson's ObjectMapper.writeValueAsBytes does.
     pub fn to_json_string(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out);
+        let mut out = String::with_capacity(self.size_hint());
+        self.write_to(&mut out);
         out
     }
 
-    fn write(&self, out: &mut String) {
+    /// About how many bytes the JSON text takes (exact but for escapes and numbers), so the
+    /// output can be allocated once.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            JsonNode::Null | JsonNode::Bool(_) => 5,
+            JsonNode::Int(_) | JsonNode::Float(_) | JsonNode::Double(_) => 24,
+            JsonNode::String(s) | JsonNode::Raw(s) => s.len() + 2,
+            JsonNode::Binary(b) => b.len().div_ceil(3) * 4 + 2,
+            JsonNode::Array(items) => items.iter().map(|i| i.size_hint() + 1).sum::<usize>() + 2,
+            JsonNode::Object(fields) => {
+                fields
+                    .iter()
+                    .map(|(k, v)| k.len() + 4 + v.size_hint())
+                    .sum::<usize>()
+                    + 2
+            }
+        }
+    }
+
+    /// Appends the compact JSON text to `out`.
+    pub fn write_to(&self, out: &mut String) {
         match self {
             JsonNode::Null => out.push_str("null"),
             JsonNode::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -78,7 +98,7 @@ impl JsonNode {
                     if i > 0 {
                         out.push(',');
                     }
-                    item.write(out);
+                    item.write_to(out);
                 }
                 out.push(']');
             }
@@ -90,7 +110,7 @@ impl JsonNode {
                     }
                     write_string(out, k);
                     out.push(':');
-                    v.write(out);
+                    v.write_to(out);
                 }
                 out.push('}');
             }
@@ -101,20 +121,32 @@ impl JsonNode {
 /// Writes a JSON string with Jackson's escapes: `\"`, `\\`, the short forms for control characters
 /// that have one, `\u00XX` for the others; everything else (non-ASCII included) as is.
 fn write_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
+    // Copy the runs between escapes whole. Every escaped character is ASCII and no byte of a
+    // multi-byte UTF-8 sequence is, so splitting at escape bytes keeps `run` valid UTF-8.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{:04X}", b));
+        } else {
+            out.push_str(escape);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -214,5 +246,16 @@ mod tests {
             o.to_json_string(),
             r#"{"z":2,"a":"q\"\n\u0001é","b":"AQID"}"#
         );
+    }
+
+    #[test]
+    fn strings_escape_between_multibyte_characters() {
+        let s = "é\\x\ty\u{8}\u{c}\r\u{1f}€/\"";
+        let json = JsonNode::String(s.into()).to_json_string();
+        assert_eq!(json, r#""é\\x\ty\b\f\r\u001F€/\"""#);
+        assert_eq!(JsonNode::String(String::new()).to_json_string(), r#""""#);
+        // Whatever it escapes, the output parses back to the same text.
+        let back: String = serde_json::from_str(&json).expect("json");
+        assert_eq!(back, s);
     }
 }

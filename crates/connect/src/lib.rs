@@ -66,6 +66,7 @@
 //! plugins)`; the `strom` binary does this with the built-in plugins of `strom-connectors`.
 
 pub mod active_topics;
+pub mod backoff;
 pub mod config_def;
 pub mod connector;
 pub mod connector_config;
@@ -81,6 +82,7 @@ pub mod json;
 pub mod loggers;
 pub mod number_converter;
 pub mod offset_store;
+pub mod pending_offsets;
 pub mod properties;
 pub mod rest;
 pub mod rest_forward;

@@ -166,12 +166,11 @@ impl RestartPolicy {
         if !self.enabled || self.max_attempts.is_some_and(|max| restarts >= max) {
             return None;
         }
-        let factor = 2u32.saturating_pow(restarts.min(31));
-        Some(
-            self.initial_backoff
-                .saturating_mul(factor)
-                .min(self.max_backoff),
-        )
+        Some(crate::backoff::doubling(
+            self.initial_backoff,
+            restarts,
+            self.max_backoff,
+        ))
     }
 }
 
@@ -179,12 +178,7 @@ impl RestartPolicy {
 mod tests {
     use super::*;
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config_def::config_map as cfg;
 
     #[test]
     fn defaults_double_up_to_the_max_and_stop_after_ten() {

@@ -152,12 +152,7 @@ impl TopicCreation {
 mod tests {
     use super::*;
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config_def::config_map as cfg;
 
     #[test]
     fn settings_and_errors() {

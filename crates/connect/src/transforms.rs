@@ -1101,12 +1101,7 @@ mod tests {
     }
     use super::*;
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config_def::config_map as cfg;
 
     fn user() -> (Arc<Schema>, Struct) {
         let schema = Arc::new(

@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::config_def::{ConfigMap, parse_list};
 use crate::connector::{
     ConnectRecord, ConnectorFactory, ConnectorPlugin, Header, SinkRecord, SinkTask,
-    SinkTaskContext, SourceOffset, SourcePartition, SourceTask, SourceTaskContext, TopicPartition,
+    SinkTaskContext, SourceTask, SourceTaskContext, TopicPartition,
 };
 use crate::converter::{Converter, configured_converter};
 use crate::dead_letter::{DeadLetterQueue, FailedRecord, Stage, TaskErrantReporter};
@@ -357,6 +357,25 @@ impl Worker {
         connector_config: &ConfigMap,
         paused: bool,
     ) -> TaskHandle {
+        self.spawn_supervised(
+            connector,
+            id,
+            connector_config,
+            paused,
+            move |w, name, cc, ctl| w.source_attempt(name, id, new_task(), &task_config, cc, ctl),
+        )
+    }
+
+    /// The thread of task `id`: runs `attempt` under the connector's restart policy. Set-up
+    /// errors show as a FAILED task, as in Kafka.
+    fn spawn_supervised(
+        self: &Arc<Self>,
+        connector: &str,
+        id: usize,
+        connector_config: &ConfigMap,
+        paused: bool,
+        attempt: impl Fn(&Worker, &str, &ConfigMap, &TaskControl) -> Result<()> + Send + 'static,
+    ) -> TaskHandle {
         let control = TaskControl::new(paused);
         let worker = self.clone();
         let cc = connector_config.clone();
@@ -371,7 +390,7 @@ impl Worker {
                     Err(e) => return ctl.fail(&task_id, &e),
                 };
                 supervise(&ctl, &task_id, &policy, || {
-                    worker.source_attempt(&name, id, new_task(), &task_config, &cc, &ctl)
+                    attempt(&worker, &name, &cc, &ctl)
                 });
             });
         spawned(id, control, thread)
@@ -410,24 +429,13 @@ impl Worker {
         connector_config: &ConfigMap,
         paused: bool,
     ) -> TaskHandle {
-        let control = TaskControl::new(paused);
-        let worker = self.clone();
-        let cc = connector_config.clone();
-        let name = connector.to_string();
-        let ctl = control.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("task-{name}-{id}"))
-            .spawn(move || {
-                let task_id = format!("{name}-{id}");
-                let policy = match RestartPolicy::from_configs(&worker.config.props, &cc) {
-                    Ok(p) => p,
-                    Err(e) => return ctl.fail(&task_id, &e),
-                };
-                supervise(&ctl, &task_id, &policy, || {
-                    worker.sink_attempt(&name, id, new_task(), &task_config, &cc, &ctl)
-                });
-            });
-        spawned(id, control, thread)
+        self.spawn_supervised(
+            connector,
+            id,
+            connector_config,
+            paused,
+            move |w, name, cc, ctl| w.sink_attempt(name, id, new_task(), &task_config, cc, ctl),
+        )
     }
 
     /// One run of a sink task, from set-up to stop; an error fails this attempt.
@@ -515,11 +523,14 @@ fn run_source(
     ctl: &TaskControl,
 ) -> Result<()> {
     let mut pc = worker.client_config("producer", cc);
-    // Kafka Connect's producer defaults: wait for all replicas, keep order on retry.
+    // Kafka Connect's producer defaults: wait for all replicas, keep order on retry. And a
+    // librdkafka one: DeliveryTracker only looks at failures, so a report per delivered record
+    // would be work for nothing (the offset commit's flush still waits for every acknowledgement).
     for (k, v) in [
         ("acks", "all"),
         ("enable.idempotence", "true"),
         ("linger.ms", "5"),
+        ("delivery.report.only.error", "true"),
     ] {
         if pc.get(k).is_none() {
             pc.set(k, v);
@@ -530,10 +541,10 @@ fn run_source(
         .map_err(|e| ConnectError::Kafka(format!("cannot create producer: {e}")))?;
     let interval = Duration::from_millis(worker.config.offset_flush_interval_ms);
     let flush_timeout = Duration::from_millis(worker.config.offset_flush_timeout_ms.max(1000));
-    let mut pending: BTreeMap<String, (SourcePartition, SourceOffset)> = BTreeMap::new();
+    let mut pending = crate::pending_offsets::PendingOffsets::default();
     let mut last_commit = Instant::now();
 
-    let commit = |pending: &mut BTreeMap<String, (SourcePartition, SourceOffset)>,
+    let commit = |pending: &mut crate::pending_offsets::PendingOffsets,
                   timeout: Duration|
      -> Result<bool> {
         if pending.is_empty() {
@@ -547,9 +558,8 @@ fn run_source(
         if let Some(err) = producer.context().failed.lock().take() {
             return Err(ConnectError::Kafka(err));
         }
-        let batch: Vec<(SourcePartition, SourceOffset)> = pending.values().cloned().collect();
+        let batch = pending.take();
         worker.offsets.commit(&setup.connector, &batch)?;
-        pending.clear();
         tracing::debug!(task = %setup.id, partitions = batch.len(), "committed source offsets");
         Ok(true)
     };
@@ -567,7 +577,6 @@ fn run_source(
         ctl.set(State::Running, None);
         let records = task.poll()?;
         for r in records {
-            let key = serde_json::Value::Object(r.source_partition.clone()).to_string();
             let (partition, offset) = (r.source_partition, r.source_offset);
             // The record as the task made it, for the error log (cloned only when logging).
             let original = setup.errors.log_enable.then(|| r.record.clone());
@@ -584,7 +593,7 @@ fn run_source(
                     "skipping record (errors.tolerance=all)");
             }
             // Even a record a transform dropped moves the source position on.
-            pending.insert(key, (partition, offset));
+            pending.record(partition, offset);
         }
         producer.poll(Duration::ZERO);
         if let Some(err) = producer.context().failed.lock().take() {
@@ -624,32 +633,35 @@ fn convert_and_send(
     if let Some(tc) = &setup.topic_creation {
         tc.ensure(&record.topic).map_err(produce_error)?;
     }
-    let key = eh
-        .retrying((), stop, |()| {
-            setup.key_converter.from_connect_data(
-                &record.topic,
-                record.key_schema.as_deref(),
-                &record.key,
-            )
+    // One side (key or value) through its converter, retried under `errors.retry.*`.
+    let convert = |converter: &dyn Converter,
+                   class: &str,
+                   stage: Stage,
+                   schema: Option<&crate::data::Schema>,
+                   data: &crate::data::Value| {
+        eh.retrying((), stop, |()| {
+            converter.from_connect_data(&record.topic, schema, data)
         })
         .map_err(|error| StageError {
-            stage: Stage::KeyConverter,
-            class: setup.key_converter_class.clone(),
+            stage,
+            class: class.to_string(),
             error,
-        })?;
-    let value = eh
-        .retrying((), stop, |()| {
-            setup.value_converter.from_connect_data(
-                &record.topic,
-                record.value_schema.as_deref(),
-                &record.value,
-            )
         })
-        .map_err(|error| StageError {
-            stage: Stage::ValueConverter,
-            class: setup.value_converter_class.clone(),
-            error,
-        })?;
+    };
+    let key = convert(
+        setup.key_converter.as_ref(),
+        &setup.key_converter_class,
+        Stage::KeyConverter,
+        record.key_schema.as_deref(),
+        &record.key,
+    )?;
+    let value = convert(
+        setup.value_converter.as_ref(),
+        &setup.value_converter_class,
+        Stage::ValueConverter,
+        record.value_schema.as_deref(),
+        &record.value,
+    )?;
     let mut headers = OwnedHeaders::new();
     for h in &record.headers {
         headers = headers.insert(KHeader {
@@ -1027,16 +1039,10 @@ mod tests {
         fn stop(&mut self) {}
     }
 
-    fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config_def::config_map as cfg;
 
-    /// A worker, a set-up and a consumer that never reaches a broker (none is needed: the
-    /// paused consumer is only polled).
-    fn setup(dir: &tempfile::TempDir, connector: &[(&str, &str)]) -> (TaskSetup, BaseConsumer) {
+    /// A worker with string converters whose broker address leads nowhere.
+    fn test_worker(dir: &tempfile::TempDir) -> Worker {
         let mut props = cfg(&[
             ("bootstrap.servers", "127.0.0.1:1"),
             (
@@ -1052,7 +1058,13 @@ mod tests {
             "offset.storage.file.filename".into(),
             dir.path().join("offsets").display().to_string(),
         );
-        let worker = Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker");
+        Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker")
+    }
+
+    /// A worker, a set-up and a consumer that never reaches a broker (none is needed: the
+    /// paused consumer is only polled).
+    fn setup(dir: &tempfile::TempDir, connector: &[(&str, &str)]) -> (TaskSetup, BaseConsumer) {
+        let worker = test_worker(dir);
         let cc = cfg(connector);
         let setup = worker.setup("sink", 0, &cc).expect("setup");
         let mut c = worker.client_config("consumer", &cc);
@@ -1187,24 +1199,7 @@ mod tests {
     #[test]
     fn bad_error_handling_values_fail_the_set_up_naming_the_key() {
         let dir = tempfile::tempdir().expect("dir");
-        let worker = {
-            let mut props = cfg(&[
-                ("bootstrap.servers", "127.0.0.1:1"),
-                (
-                    "key.converter",
-                    "org.apache.kafka.connect.storage.StringConverter",
-                ),
-                (
-                    "value.converter",
-                    "org.apache.kafka.connect.storage.StringConverter",
-                ),
-            ]);
-            props.insert(
-                "offset.storage.file.filename".into(),
-                dir.path().join("offsets").display().to_string(),
-            );
-            Worker::new(WorkerConfig::standalone(props).expect("config")).expect("worker")
-        };
+        let worker = test_worker(&dir);
         let err = worker
             .setup("s", 0, &cfg(&[("errors.retry.timeout", "-7")]))
             .err()

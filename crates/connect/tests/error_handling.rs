@@ -36,12 +36,7 @@ impl SinkConnector for Nothing {
     }
 }
 
-fn cfg(pairs: &[(&str, &str)]) -> ConfigMap {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use strom_connect::config_def::config_map as cfg;
 
 fn herder(dir: &tempfile::TempDir) -> StandaloneHerder {
     let mut props = cfg(&[

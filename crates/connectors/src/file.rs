@@ -26,6 +26,8 @@ const SINK_TASK_CLASS: &str = "org.apache.kafka.connect.file.FileStreamSinkTask"
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How long an idle poll waits for new data before returning empty (Kafka waits 1 s).
 const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// How much one read of the file asks for.
+const READ_CHUNK: usize = 64 * 1024;
 
 pub fn source_plugin() -> ConnectorPlugin {
     ConnectorPlugin {
@@ -146,11 +148,17 @@ pub struct FileStreamSourceTask {
     batch_size: usize,
     context: Option<SourceTaskContext>,
     input: Input,
-    /// Bytes read but not yet emitted as complete lines.
+    /// Bytes read; those before `start` were already emitted as lines.
     buffer: Vec<u8>,
-    /// Byte position in the file of the start of `buffer`.
+    /// Where the unemitted bytes of `buffer` begin. Lines are taken off by moving this cursor, and
+    /// the buffer is compacted only before a read: dropping each line from the front would move the
+    /// rest of the buffer once per line.
+    start: usize,
+    /// Byte position in the file of `buffer[start]`.
     position: u64,
     schema: Arc<Schema>,
+    /// The source partition, the same for every record: built once, cloned per record.
+    source_partition: SourcePartition,
 }
 
 impl Default for FileStreamSourceTask {
@@ -162,8 +170,10 @@ impl Default for FileStreamSourceTask {
             context: None,
             input: Input::Closed,
             buffer: Vec::new(),
+            start: 0,
             position: 0,
             schema: Arc::new(Schema::string()),
+            source_partition: SourcePartition::new(),
         }
     }
 }
@@ -204,7 +214,7 @@ impl FileStreamSourceTask {
         let stored = self
             .context
             .as_ref()
-            .and_then(|c| c.offset_storage_reader.offset(&self.partition()));
+            .and_then(|c| c.offset_storage_reader.offset(&self.source_partition));
         let position = match stored.as_ref().and_then(|o| o.get("position")) {
             None => 0,
             Some(p) => p
@@ -223,11 +233,19 @@ impl FileStreamSourceTask {
 
     /// Reads what is available now; false when nothing new arrived.
     fn fill(&mut self) -> Result<bool> {
+        // Drop the emitted lines before reading more: the buffer keeps only what is not emitted yet.
+        self.buffer.drain(..self.start);
+        self.start = 0;
         match &mut self.input {
             Input::Closed => Ok(false),
             Input::File(f) => {
-                let mut chunk = vec![0u8; 64 * 1024];
-                let n = f.read(&mut chunk).map_err(|e| {
+                // Read straight into the buffer's tail.
+                let len = self.buffer.len();
+                self.buffer.resize(len + READ_CHUNK, 0);
+                let read = f.read(&mut self.buffer[len..]);
+                let n = read.as_ref().map_or(0, |n| *n);
+                self.buffer.truncate(len + n);
+                read.map_err(|e| {
                     ConnectError::io(
                         format!(
                             "cannot read {}",
@@ -236,7 +254,6 @@ impl FileStreamSourceTask {
                         e,
                     )
                 })?;
-                self.buffer.extend_from_slice(&chunk[..n]);
                 Ok(n > 0)
             }
             Input::Stdin(rx) => match rx.recv_timeout(IDLE_WAIT) {
@@ -252,31 +269,19 @@ impl FileStreamSourceTask {
     /// Takes one complete line off the buffer: `\n`, `\r\n` or a lone `\r` ends it (a trailing
     /// `\r` waits for the next byte, which may be `\n`).
     fn extract_line(&mut self) -> Option<String> {
-        let mut end = None;
-        for (i, b) in self.buffer.iter().enumerate() {
-            match b {
-                b'\n' => {
-                    end = Some((i, i + 1));
-                    break;
-                }
-                b'\r' => {
-                    if i + 1 >= self.buffer.len() {
-                        return None;
-                    }
-                    let next = if self.buffer[i + 1] == b'\n' {
-                        i + 2
-                    } else {
-                        i + 1
-                    };
-                    end = Some((i, next));
-                    break;
-                }
-                _ => {}
+        let pending = &self.buffer[self.start..];
+        let i = pending.iter().position(|b| *b == b'\n' || *b == b'\r')?;
+        let next = if pending[i] == b'\n' {
+            i + 1
+        } else {
+            match pending.get(i + 1) {
+                None => return None,
+                Some(b'\n') => i + 2,
+                Some(_) => i + 1,
             }
-        }
-        let (until, next) = end?;
-        let line = String::from_utf8_lossy(&self.buffer[..until]).into_owned();
-        self.buffer.drain(..next);
+        };
+        let line = String::from_utf8_lossy(&pending[..i]).into_owned();
+        self.start += next;
         self.position += next as u64;
         Some(line)
     }
@@ -293,6 +298,7 @@ impl SourceTask for FileStreamSourceTask {
 
     fn start(&mut self, props: &ConfigMap) -> Result<()> {
         self.filename = props.get("file").filter(|f| !f.is_empty()).cloned();
+        self.source_partition = self.partition();
         self.topic = props
             .get("topic")
             .and_then(|t| parse_list(t).into_iter().next())
@@ -322,7 +328,7 @@ impl SourceTask for FileStreamSourceTask {
                     offset.insert("position".into(), self.position.into());
                 }
                 let mut r = SourceRecord::new(
-                    self.partition(),
+                    self.source_partition.clone(),
                     offset,
                     &self.topic,
                     Some(self.schema.clone()),
