@@ -20,6 +20,7 @@ pub const DESERIALIZATION_EXCEPTION_HANDLER: &str = "deserialization.exception.h
 pub const DEFAULT_DESERIALIZATION_EXCEPTION_HANDLER: &str =
     "default.deserialization.exception.handler";
 pub const APPLICATION_SERVER: &str = "application.server";
+pub const MAX_TASK_IDLE_MS: &str = "max.task.idle.ms";
 /// strom's own key: serve interactive queries over HTTP on `application.server`.
 pub const QUERY_HTTP_ENABLED: &str = "strom.query.http.enabled";
 /// strom's own key: where the HTTP query endpoint listens, when not on `application.server`
@@ -56,6 +57,10 @@ pub struct StreamsConfig {
     pub cache_max_bytes: usize,
     pub replication_factor: i32,
     pub deserialization_handler: DeserializationHandler,
+    /// Kafka's `max.task.idle.ms`: how long a task with some input partitions buffered and others
+    /// empty waits for the empty ones before processing what it has. 0 (the default) and -1 do
+    /// not wait: the task picks by timestamp among the records it has fetched.
+    pub max_task_idle_ms: i64,
     /// Kafka's `application.server`: the `host:port` this instance answers interactive queries
     /// on, told to the other instances of the application through the consumer group.
     pub application_server: Option<HostInfo>,
@@ -118,6 +123,7 @@ impl StreamsConfig {
             cache_max_bytes: 10 * 1024 * 1024,
             replication_factor: -1,
             deserialization_handler: DeserializationHandler::LogAndFail,
+            max_task_idle_ms: 0,
             application_server: None,
             query_http_enabled: false,
             query_http_bind: None,
@@ -185,6 +191,15 @@ impl StreamsConfig {
                                 ),
                             });
                         }
+                    }
+                }
+                MAX_TASK_IDLE_MS => {
+                    c.max_task_idle_ms = parse(k, v)?;
+                    if c.max_task_idle_ms < -1 {
+                        return Err(StreamsError::Config {
+                            key: k.clone(),
+                            reason: "must be -1, 0 or a positive number of milliseconds".into(),
+                        });
                     }
                 }
                 APPLICATION_SERVER => {
@@ -267,6 +282,21 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.commit_interval_ms, 100);
+        assert_eq!(c.max_task_idle_ms, 0);
+        let c = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("max.task.idle.ms", "250"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_task_idle_ms, 250);
+        let e = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("max.task.idle.ms", "-2"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("max.task.idle.ms"), "{e}");
         let e = StreamsConfig::from_props([("bootstrap.servers", "h:1")]).unwrap_err();
         assert!(e.to_string().contains("application.id"), "{e}");
         let e = StreamsConfig::from_props([

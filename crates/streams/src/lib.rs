@@ -20,6 +20,7 @@ mod http_query;
 mod internal_topics;
 pub mod metadata;
 pub mod options;
+pub mod partition_group;
 pub mod partitioner;
 pub mod processor;
 pub mod query;

@@ -27,6 +27,7 @@ use crate::error::{Result, StreamsError};
 use crate::http_query::{self, QueryService};
 use crate::internal_topics;
 use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata};
+use crate::partition_group::{PartitionGroup, StampedRecord};
 use crate::partitioner::partition_for_key;
 use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
 use crate::serde::Serde;
@@ -628,7 +629,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
                     *shared.state.lock() = State::Running;
                 }
                 let m = m.map_err(|e| StreamsError::Kafka(e.to_string()))?;
-                core.handle(&m)?;
+                core.buffer(&m);
                 handled += 1;
                 if handled >= 500 {
                     break;
@@ -639,6 +640,9 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
                 msg = consumer.poll(Duration::ZERO);
                 core = core_arc.lock();
             }
+            // Processing after the whole batch is buffered lets a task choose by timestamp across
+            // all its partitions fetched so far, not in the order the fetches arrived.
+            core.process_buffered()?;
             core.producer.poll(Duration::ZERO);
             for t in core.tasks.values_mut() {
                 t.punctuate_wall_clock()?;
@@ -693,11 +697,13 @@ fn refresh_metadata<C: ConsumerContext>(shared: &Shared, consumer: &BaseConsumer
 }
 
 impl ThreadCore {
-    fn handle(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
-        let topic = m.topic().to_string();
+    /// Puts a fetched record into its task's partition buffer; it is processed when the task picks
+    /// it by timestamp (`process_buffered`).
+    fn buffer(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let topic = m.topic();
         let partition = m.partition();
-        let Some(&sub) = self.shared.topic_subtopology.get(&topic) else {
-            return Ok(());
+        let Some(&sub) = self.shared.topic_subtopology.get(topic) else {
+            return;
         };
         let id = TaskId {
             subtopology: sub,
@@ -705,9 +711,8 @@ impl ThreadCore {
         };
         let Some(task) = self.tasks.get_mut(&id) else {
             tracing::warn!(%topic, partition, "record for a partition with no task");
-            return Ok(());
+            return;
         };
-        let ts = m.timestamp().to_millis().unwrap_or(0);
         let headers = m
             .headers()
             .map(|h| {
@@ -716,33 +721,54 @@ impl ThreadCore {
                     .collect()
             })
             .unwrap_or_default();
-        match task.process(
-            &topic,
+        task.partition_group.add(StampedRecord {
+            topic: topic.to_string(),
             partition,
-            m.offset(),
-            ts,
-            m.key(),
-            m.payload(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis().unwrap_or(0),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
             headers,
-        ) {
-            Ok(()) => {}
-            Err(ProcessError::Deserialization(e)) => {
-                match self.shared.config.deserialization_handler {
-                    DeserializationHandler::LogAndContinue => {
-                        tracing::warn!(%topic, partition, offset = m.offset(), error = %e,
-                        "Skipping record due to deserialization error (LogAndContinueExceptionHandler)");
-                        task.skip(&topic, partition, m.offset());
-                    }
-                    DeserializationHandler::LogAndFail => {
-                        return Err(StreamsError::Streams(format!(
-                            "Deserialization exception handler is set to fail upon a deserialization error. \
-                         Record at {topic}-{partition} offset {}: {e}",
-                            m.offset()
-                        )));
-                    }
+        });
+    }
+
+    /// Runs every task that is ready (see `PartitionGroup::ready`) through its buffered records,
+    /// lowest timestamp first, until it runs out or has to wait for an empty partition again.
+    fn process_buffered(&mut self) -> Result<()> {
+        let handler = self.shared.config.deserialization_handler;
+        let now = Instant::now();
+        for task in self.tasks.values_mut() {
+            while task.partition_group.ready(now) {
+                let Some(r) = task.partition_group.next_record() else {
+                    break;
+                };
+                let (topic, partition, offset) = (r.topic.as_str(), r.partition, r.offset);
+                match task.process(
+                    topic,
+                    partition,
+                    offset,
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    r.headers.clone(),
+                ) {
+                    Ok(()) => {}
+                    Err(ProcessError::Deserialization(e)) => match handler {
+                        DeserializationHandler::LogAndContinue => {
+                            tracing::warn!(%topic, partition, offset, error = %e,
+                                "Skipping record due to deserialization error (LogAndContinueExceptionHandler)");
+                            task.skip(topic, partition, offset);
+                        }
+                        DeserializationHandler::LogAndFail => {
+                            return Err(StreamsError::Streams(format!(
+                                "Deserialization exception handler is set to fail upon a deserialization error. \
+                                 Record at {topic}-{partition} offset {offset}: {e}"
+                            )));
+                        }
+                    },
+                    Err(ProcessError::Other(e)) => return Err(e),
                 }
             }
-            Err(ProcessError::Other(e)) => return Err(e),
         }
         self.send_pending()
     }
@@ -992,6 +1018,10 @@ impl ThreadCore {
         if !from.is_empty() {
             self.restore(&mut task, id.partition, &from)?;
         }
+        task.partition_group = PartitionGroup::new(
+            task.input_topics().map(|t| (t.clone(), id.partition)),
+            shared.config.max_task_idle_ms,
+        );
         task.state.globals = shared.globals.clone();
         task.initialize()?;
         let mut reg = shared.registry.write();

@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Result, SerdeError, StreamsError};
+use crate::partition_group::PartitionGroup;
 use crate::processor::{Processor, PunctuationType};
 use crate::record::{Dyn, Headers, Record, RecordMetadata};
 use crate::serde::ErasedSerde;
@@ -318,6 +319,9 @@ pub struct StreamTask {
     cache_max_bytes: usize,
     /// Next offset to commit per input (topic, partition).
     pub consumed: BTreeMap<(String, i32), i64>,
+    /// Fetched records not yet processed, per input partition (the stream thread fills it and
+    /// takes the next record by timestamp; the test driver processes each piped record at once).
+    pub partition_group: PartitionGroup,
     initialized: bool,
 }
 
@@ -365,6 +369,8 @@ impl StreamTask {
             );
             store_order.push(def.name.clone());
         }
+        let partition_group =
+            PartitionGroup::new(source_by_topic.keys().map(|t| (t.clone(), id.partition)), 0);
         Ok(StreamTask {
             state: TaskState {
                 id,
@@ -385,6 +391,7 @@ impl StreamTask {
             source_by_topic,
             cache_max_bytes,
             consumed: BTreeMap::new(),
+            partition_group,
             initialized: false,
         })
     }
