@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from cluster import SESSION_TIMEOUT_MS, cluster_factory  # noqa: F401  (pytest fixture)
 from test_replication import OVERRIDES, WAIT, AckedProducer, create_replicated_topic
+from test_java import java_classpath, run_java  # noqa: F401  (pytest fixture)
 from util import consume_range
 
 TOPIC = "faults"
@@ -34,9 +35,11 @@ def keep_writing(c, prod: AckedProducer, at_least: int, what: str) -> None:
     c.wait_for(lambda: prod.acked_count() >= before + at_least, WAIT, what=f"acknowledged writes {what}")
 
 
-def check_read_back(c, prod: AckedProducer, topic: str = TOPIC, partitions: int = PARTITIONS) -> dict[int, int]:
-    """Every acknowledged record once, at its acknowledged offset, nothing stored twice.
-    Returns each partition's end offset."""
+def check_read_back(c, prod: AckedProducer, topic: str = TOPIC, partitions: int = PARTITIONS,
+                    java_cp: str | None = None) -> dict[int, int]:
+    """Every acknowledged record once, at its acknowledged offset, nothing stored twice, read by
+    librdkafka (and, given the compat program's classpath, by the Java consumer too: the same
+    records at the same offsets, in order). Returns each partition's end offset."""
     ends = {}
     for part in range(partitions):
         acked = sorted(prod.acked[part])
@@ -50,11 +53,17 @@ def check_read_back(c, prod: AckedProducer, topic: str = TOPIC, partitions: int 
         stored = dict((v, o) for o, v in got)
         for o, v in acked:
             assert stored.get(v) == o, f"partition {part}: {v} acknowledged at {o}, stored at {stored.get(v)}"
+        if java_cp:
+            out = run_java(java_cp, "consume", c.bootstrap, topic, part, 0, len(got))
+            java = [(r["offset"], r["value"]) for r in out["records"]]
+            assert java == got, f"partition {part}: the Java consumer read {len(java)} records, " \
+                f"librdkafka {len(got)}; first difference at " \
+                f"{next((i for i, (a, b) in enumerate(zip(java, got)) if a != b), min(len(java), len(got)))}"
         ends[part] = end
     return ends
 
 
-def test_every_node_killed_in_turn_then_a_frozen_leader(cluster_factory):
+def test_every_node_killed_in_turn_then_a_frozen_leader(cluster_factory, java_classpath):
     c = cluster_factory(n=3, overrides=OVERRIDES)
     create_replicated_topic(c, TOPIC, PARTITIONS, 3, {"min.insync.replicas": "2"})
     prod = AckedProducer(c.bootstrap, TOPIC, PARTITIONS)
@@ -109,7 +118,7 @@ def test_every_node_killed_in_turn_then_a_frozen_leader(cluster_factory):
 
     prod.finish()
     assert not prod.errors, f"delivery errors: {prod.errors[:5]}"
-    ends = check_read_back(c, prod)
+    ends = check_read_back(c, prod, java_cp=java_classpath)
 
     # The group resumes where it committed and reads to the end with no gap.
     cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": group, "enable.auto.commit": False,

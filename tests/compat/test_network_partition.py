@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cluster import SESSION_TIMEOUT_MS, cluster_factory  # noqa: F401  (pytest fixture)
 from test_cluster_faults import check_read_back
+from test_java import java_classpath  # noqa: F401  (pytest fixture)
 from test_replication import OVERRIDES, WAIT, AckedProducer, create_replicated_topic
 from util import consume_range
 
@@ -55,7 +56,7 @@ def holds(node, topic: str, partition: int, value: bytes) -> bool:
     return any(value in seg.read_bytes() for seg in (node.datadir / f"{topic}-{partition}").glob("*.log"))
 
 
-def test_partitioned_leader_is_fenced_replaced_and_truncated(cluster_factory, topic):
+def test_partitioned_leader_is_fenced_replaced_and_truncated(cluster_factory, topic, java_classpath):
     c = cluster_factory(n=3, overrides=OVERRIDES, netns=True)
     net = c.network
     create_replicated_topic(c, topic, PARTITIONS, 3, {"min.insync.replicas": "2"})
@@ -109,7 +110,7 @@ def test_partitioned_leader_is_fenced_replaced_and_truncated(cluster_factory, to
     prod.finish()
     assert not prod.errors, f"delivery errors: {prod.errors[:5]}"
 
-    ends = check_read_back(c, prod, topic, PARTITIONS)
+    ends = check_read_back(c, prod, topic, PARTITIONS, java_cp=java_classpath)
     for part in range(PARTITIONS):
         seqs = [int(v.split("-")[1]) for _, v in sorted(prod.acked[part])]
         assert seqs == sorted(seqs), f"partition {part}: records stored out of production order"
