@@ -3,8 +3,7 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use indexmap::IndexMap;
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::offset_commit_request::{
@@ -18,9 +17,6 @@ use kafka_protocol::messages::{
     ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use strom_broker::BrokerConfig;
@@ -32,37 +28,6 @@ const GROUP: &str = "metered-readers";
 const RECORDS: usize = 20;
 const VALUE_SIZE: usize = 100;
 const COMMITTED: i64 = 7;
-
-fn batch(count: usize, value_size: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; value_size])),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode");
-    buf.freeze()
-}
 
 /// One HTTP/1.1 GET; the status code and body.
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
@@ -127,7 +92,7 @@ async fn scrape_reports_traffic_partitions_and_group_lag() {
     let metrics = server.metrics_addr.expect("metrics endpoint bound");
     assert_eq!(common::create_topic(addr, TOPIC).await, 0);
 
-    let records = batch(RECORDS, VALUE_SIZE);
+    let records = common::plain_batch((0..RECORDS).map(|_| Bytes::from(vec![b'x'; VALUE_SIZE])));
     let produce = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(5000)
