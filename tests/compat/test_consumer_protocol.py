@@ -352,7 +352,10 @@ def test_static_member_restarts_without_rebalance(broker, topic):
     def settled():
         d = describe(broker.bootstrap, group)
         sizes = sorted(len(m.assignment.topic_partitions) for m in d.members)
-        return d if d.state == ConsumerGroupState.STABLE and sizes == [2, 2] else None
+        # The coordinator is Stable once the leader has synced; each client holds its share only after its
+        # own SyncGroup answer is served by poll(), so wait for both, or a late on_assign lands below.
+        held = [len(other.assignment()), len(static.assignment())]
+        return d if d.state == ConsumerGroupState.STABLE and sizes == [2, 2] and held == [2, 2] else None
     wait_for(settled, 30, "two members with two partitions each", poll=[other, static])
     mine = {m.client_id: sorted(tp.partition for tp in m.assignment.topic_partitions)
             for m in describe(broker.bootstrap, group).members}
