@@ -758,7 +758,17 @@ pub(crate) fn rebuild_producer_state(
             continue;
         }
         let end = if is_last { active_end } else { segment.size() };
-        let mut scanner = segment.scanner(0, end, 1 << 20);
+        // Start at the batch holding `from` (found through the offset index): a snapshot at the log
+        // end must not cost a scan of the whole active segment on every clean start.
+        let start = if segment.base_offset() < from {
+            match segment.locate(from, end)? {
+                Some(batch) => batch.position,
+                None => continue,
+            }
+        } else {
+            0
+        };
+        let mut scanner = segment.scanner(start, end, 1 << 20);
         while let Some(found) = scanner.next_batch()? {
             if found.offsets.base_offset < from {
                 continue;

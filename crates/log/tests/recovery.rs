@@ -82,6 +82,12 @@ fn clean_reopen_keeps_everything_without_scanning() {
         bytes[70] ^= 0xff;
         std::fs::write(&path, bytes).expect("write");
     }
+    // And the active segment's first batch length: rebuilding the producer state from the
+    // snapshot written at close must start at the snapshot, not scan the segment from its start.
+    let active = dir.path().join(segments.last().expect("last"));
+    let mut bytes = std::fs::read(&active).expect("read");
+    bytes[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+    std::fs::write(&active, bytes).expect("write");
 
     let log = open(dir.path(), config());
     assert!(
