@@ -10,6 +10,7 @@
 #![allow(clippy::type_complexity)]
 
 pub mod assignment_info;
+mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dsl;

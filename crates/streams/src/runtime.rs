@@ -22,6 +22,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::assignment_info::consumer_client_id;
+use crate::checkpoint;
 use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::http_query::{self, QueryService};
@@ -916,22 +917,19 @@ impl ThreadCore {
                 }
                 continue;
             }
-            let mut cp = serde_json::Map::new();
+            let mut cp = BTreeMap::new();
             for s in t.stores() {
                 if let Some(topic) = &s.changelog
                     && let Ok(c) = self.restore_consumer()
                     && let Ok((_, high)) =
                         c.fetch_watermarks(topic, id.partition, Duration::from_secs(10))
                 {
-                    cp.insert(topic.clone(), serde_json::json!(high));
+                    cp.insert(topic.clone(), high);
                 }
             }
-            let dir = self.task_dir(id);
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(
-                dir.join(".checkpoint"),
-                serde_json::Value::Object(cp).to_string(),
-            );
+            if let Err(e) = checkpoint::write(&self.task_dir(id), &cp) {
+                tracing::warn!(task = %id, error = %e, "writing the task checkpoint failed");
+            }
             let mut reg = self.shared.registry.write();
             for m in reg.values_mut() {
                 m.remove(&id);
@@ -991,12 +989,8 @@ impl ThreadCore {
         )?;
         // The checkpoint says up to where the local store matches the changelog. It is deleted
         // before processing, so a crash leaves no checkpoint and the store is rebuilt in full.
-        let cp_file = self.task_dir(id).join(".checkpoint");
-        let checkpoint: BTreeMap<String, i64> = std::fs::read_to_string(&cp_file)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        let _ = std::fs::remove_file(&cp_file);
+        let checkpoint = checkpoint::read(&self.task_dir(id));
+        checkpoint::delete(&self.task_dir(id));
         let mut from: Vec<(String, String, i64)> = Vec::new();
         let names: Vec<(String, Option<String>)> = task
             .stores()
