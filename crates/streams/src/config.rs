@@ -61,6 +61,8 @@ pub struct StreamsConfig {
     /// empty waits for the empty ones before processing what it has. 0 (the default) and -1 do
     /// not wait: the task picks by timestamp among the records it has fetched.
     pub max_task_idle_ms: i64,
+    /// Kafka's `num.standby.replicas`; only 0 until standby tasks run.
+    pub num_standby_replicas: usize,
     /// Kafka's `application.server`: the `host:port` this instance answers interactive queries
     /// on, told to the other instances of the application through the consumer group.
     pub application_server: Option<HostInfo>,
@@ -124,6 +126,7 @@ impl StreamsConfig {
             replication_factor: -1,
             deserialization_handler: DeserializationHandler::LogAndFail,
             max_task_idle_ms: 0,
+            num_standby_replicas: 0,
             application_server: None,
             query_http_enabled: false,
             query_http_bind: None,

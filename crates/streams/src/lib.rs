@@ -28,6 +28,7 @@ pub mod query;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+mod standby_placement;
 pub mod state;
 pub mod task;
 pub mod test_driver;

@@ -259,6 +259,7 @@ impl KafkaStreams {
                 &self.topology,
                 &self.config.application_id,
                 self.config.application_server.clone(),
+                self.config.num_standby_replicas,
                 &partition_counts,
             )),
             metadata_stale: AtomicBool::new(true),
