@@ -47,8 +47,9 @@ struct Inner {
     /// This instance's standby tasks in the latest placement.
     assigned: BTreeSet<TaskId>,
     /// Tasks a stream thread of this instance runs (or is restoring): never kept as standbys,
-    /// since both would write the same store.
-    active: BTreeSet<TaskId>,
+    /// since both would write the same store. Counted, so a task moving between two threads of
+    /// this instance stays active whichever thread's callback runs first.
+    active: BTreeMap<TaskId, usize>,
     tasks: BTreeMap<TaskId, StandbyTask>,
     /// Bumped whenever `tasks` changes: the updater then re-assigns its consumer.
     version: u64,
@@ -77,7 +78,7 @@ impl StandbyTasks {
             db,
             inner: Mutex::new(Inner {
                 assigned: BTreeSet::new(),
-                active: BTreeSet::new(),
+                active: BTreeMap::new(),
                 tasks: BTreeMap::new(),
                 version: 0,
             }),
@@ -98,7 +99,7 @@ impl StandbyTasks {
     /// with its checkpoint written, so restoration replays only what it had not applied yet.
     pub(crate) fn activate(&self, id: TaskId) -> Result<()> {
         let mut inner = self.inner.lock();
-        inner.active.insert(id);
+        *inner.active.entry(id).or_default() += 1;
         if let Some(t) = inner.tasks.remove(&id) {
             inner.version += 1;
             self.close_task(id, t)?;
@@ -110,7 +111,13 @@ impl StandbyTasks {
     /// `id` is no longer active here (its checkpoint, if the close was clean, is written): the
     /// updater may keep it as a standby from that checkpoint on.
     pub(crate) fn deactivate(&self, id: TaskId) {
-        self.inner.lock().active.remove(&id);
+        let mut inner = self.inner.lock();
+        if let Some(n) = inner.active.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                inner.active.remove(&id);
+            }
+        }
     }
 
     fn task_dir(&self, id: TaskId) -> PathBuf {
@@ -172,7 +179,12 @@ impl StandbyTasks {
 
     /// Brings `tasks` in line with the placement minus the active tasks; true if it changed.
     fn reconcile(&self, inner: &mut Inner) -> Result<bool> {
-        let wanted: BTreeSet<TaskId> = inner.assigned.difference(&inner.active).copied().collect();
+        let wanted: BTreeSet<TaskId> = inner
+            .assigned
+            .iter()
+            .filter(|id| !inner.active.contains_key(id))
+            .copied()
+            .collect();
         let gone: Vec<TaskId> = inner
             .tasks
             .keys()
