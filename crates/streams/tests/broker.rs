@@ -1222,6 +1222,7 @@ fn standby_takeover(app: &str, guarantee: &str) {
             ("num.standby.replicas", "1".to_string()),
             ("statestore.cache.max.bytes", "0".to_string()),
             ("application.server", server.to_string()),
+            ("strom.query.http.enabled", "true".to_string()),
             ("processing.guarantee", guarantee.to_string()),
         ]
     };
@@ -1314,6 +1315,23 @@ fn standby_takeover(app: &str, guarantee: &str) {
             "{m:?}"
         );
     }
+    // The HTTP endpoint answers the same.
+    let over_http = get(&ha, "/metadata");
+    assert_eq!(over_http.status, 200);
+    for m in over_http.body.as_array().unwrap() {
+        let standbys = if m["host"] == sa.as_str() {
+            a.local_standby_tasks()
+        } else {
+            b.local_standby_tasks()
+        };
+        let want: Vec<String> = standbys.iter().map(|t| t.to_string()).collect();
+        assert_eq!(m["standbyTasks"], serde_json::json!(want), "{m}");
+        assert_eq!(
+            m["standbyStateStoreNames"],
+            serde_json::json!(["counts"]),
+            "{m}"
+        );
+    }
     let mut standby_hosts_seen = std::collections::BTreeSet::new();
     for i in 0..50 {
         let w = format!("w{i}");
@@ -1322,6 +1340,13 @@ fn standby_takeover(app: &str, guarantee: &str) {
             .unwrap();
         let other = if md.active_host == ha { &hb } else { &ha };
         assert_eq!(md.standby_hosts, [other.clone()].into(), "{w}: {md:?}");
+        if i < 3 {
+            let k = get(&hb, &format!("/metadata/keys/counts/{w}"));
+            assert_eq!(
+                k.body["standbyHosts"],
+                serde_json::json!([other.to_string()])
+            );
+        }
         standby_hosts_seen.insert(other.clone());
     }
     assert_eq!(
