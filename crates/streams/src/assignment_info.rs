@@ -35,6 +35,18 @@ pub fn server_of_client_id(client_id: &str) -> Option<HostInfo> {
     HostInfo::parse(server).ok()
 }
 
+/// The process id in a stream thread consumer's client id (see `consumer_client_id`): every
+/// member of one instance carries the same one, which is how members are grouped into processes
+/// for standby placement whether or not they advertise a server.
+pub fn process_of_client_id(application_id: &str, client_id: &str) -> Option<String> {
+    let base = client_id
+        .rsplit_once(SERVER_MARK)
+        .map_or(client_id, |(b, _)| b);
+    let rest = base.strip_prefix(application_id)?.strip_prefix('-')?;
+    let (process, _) = rest.rsplit_once("-StreamThread-")?;
+    (!process.is_empty()).then(|| process.to_string())
+}
+
 /// Why a member assignment could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed member assignment: {0}")]
@@ -138,10 +150,17 @@ mod tests {
         let h = HostInfo::parse("10.0.0.7:8080").unwrap();
         let id = consumer_client_id("app", "pid", 2, Some(&h));
         assert_eq!(id, "app-pid-StreamThread-2-consumer@10.0.0.7:8080");
-        assert_eq!(server_of_client_id(&id), Some(h));
+        assert_eq!(server_of_client_id(&id), Some(h.clone()));
         assert_eq!(
             server_of_client_id(&consumer_client_id("app", "pid", 1, None)),
             None
         );
+        let pid = "0b6f5c1e-6a43-4c5e-9d1f-1f2e3d4c5b6a";
+        for server in [Some(&h), None] {
+            let id = consumer_client_id("my-app", pid, 3, server);
+            assert_eq!(process_of_client_id("my-app", &id).as_deref(), Some(pid));
+        }
+        assert_eq!(process_of_client_id("other", &id), None);
+        assert_eq!(process_of_client_id("app", "rdkafka"), None);
     }
 }

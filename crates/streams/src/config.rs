@@ -61,6 +61,9 @@ pub struct StreamsConfig {
     /// empty waits for the empty ones before processing what it has. 0 (the default) and -1 do
     /// not wait: the task picks by timestamp among the records it has fetched.
     pub max_task_idle_ms: i64,
+    /// Kafka's `num.standby.replicas` (default 0): how many other instances keep a warm copy of
+    /// each task's changelogged stores, so a takeover restores only the changelog's tail.
+    pub num_standby_replicas: usize,
     /// Kafka's `application.server`: the `host:port` this instance answers interactive queries
     /// on, told to the other instances of the application through the consumer group.
     pub application_server: Option<HostInfo>,
@@ -124,6 +127,7 @@ impl StreamsConfig {
             replication_factor: -1,
             deserialization_handler: DeserializationHandler::LogAndFail,
             max_task_idle_ms: 0,
+            num_standby_replicas: 0,
             application_server: None,
             query_http_enabled: false,
             query_http_bind: None,
@@ -165,16 +169,7 @@ impl StreamsConfig {
                     c.cache_max_bytes = parse(k, v)?
                 }
                 REPLICATION_FACTOR => c.replication_factor = parse(k, v)?,
-                NUM_STANDBY_REPLICAS => {
-                    let n: u32 = parse(k, v)?;
-                    if n > 0 {
-                        return Err(StreamsError::Config {
-                            key: k.clone(),
-                            reason: "standby replicas are not implemented in strom-streams; use 0"
-                                .into(),
-                        });
-                    }
-                }
+                NUM_STANDBY_REPLICAS => c.num_standby_replicas = parse(k, v)?,
                 DESERIALIZATION_EXCEPTION_HANDLER | DEFAULT_DESERIALIZATION_EXCEPTION_HANDLER => {
                     c.deserialization_handler = match v.trim().rsplit('.').next().unwrap_or("") {
                         "LogAndContinueExceptionHandler" | "log-and-continue" => {
@@ -328,5 +323,21 @@ mod tests {
         .unwrap();
         let h = c.application_server.unwrap();
         assert_eq!((h.host.as_str(), h.port), ("node-1.example", 7070));
+    }
+
+    #[test]
+    fn num_standby_replicas() {
+        let base = [("application.id", "a"), ("bootstrap.servers", "h:1")];
+        let c = StreamsConfig::from_props(base).unwrap();
+        assert_eq!(c.num_standby_replicas, 0);
+        let c = StreamsConfig::from_props(base.into_iter().chain([("num.standby.replicas", "2")]))
+            .unwrap();
+        assert_eq!(c.num_standby_replicas, 2);
+        for bad in ["-1", "one"] {
+            let e =
+                StreamsConfig::from_props(base.into_iter().chain([("num.standby.replicas", bad)]))
+                    .unwrap_err();
+            assert!(e.to_string().contains("num.standby.replicas"), "{bad}: {e}");
+        }
     }
 }

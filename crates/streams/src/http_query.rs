@@ -236,6 +236,10 @@ fn metadata_json(m: &StreamsMetadata) -> Value {
         "topicPartitions": m.topic_partitions.iter()
             .map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect::<Vec<_>>(),
         "tasks": m.tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "standbyStateStoreNames": m.standby_state_store_names,
+        "standbyTopicPartitions": m.standby_topic_partitions.iter()
+            .map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect::<Vec<_>>(),
+        "standbyTasks": m.standby_tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
     })
 }
 

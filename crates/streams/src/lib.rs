@@ -1,7 +1,8 @@
 //! strom-streams: Kafka Streams for Rust.
 //!
 //! Owns the stream-processing library: the topology DSL and Processor API, serdes, state stores
-//! (fjall on disk, restored from changelog topics), the task/thread runtime that runs a topology
+//! (fjall on disk, restored from changelog topics, kept warm on other instances by standby replicas
+//! with `num.standby.replicas`), the task/thread runtime that runs a topology
 //! against any Kafka-protocol cluster through librdkafka, and a broker-less TopologyTestDriver.
 //! It must not reach into broker internals: everything goes over the wire as a Kafka client would.
 
@@ -10,6 +11,7 @@
 #![allow(clippy::type_complexity)]
 
 pub mod assignment_info;
+mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod dsl;
@@ -25,8 +27,11 @@ pub mod partitioner;
 pub mod processor;
 pub mod query;
 pub mod record;
+pub mod restore_listener;
 pub mod runtime;
 pub mod serde;
+mod standby;
+mod standby_placement;
 pub mod state;
 pub mod task;
 pub mod test_driver;
@@ -43,6 +48,7 @@ pub use metadata::{HostInfo, KeyQueryMetadata, StreamsMetadata, TopicPartition};
 pub use options::{BufferConfig, Consumed, Grouped, Materialized, Produced, Repartitioned};
 pub use processor::{Processor, ProcessorContext, PunctuationType};
 pub use record::{Change, Dyn, Record, RecordMetadata};
+pub use restore_listener::StateRestoreListener;
 pub use runtime::{KafkaStreams, State};
 pub use serde::{Serde, SerdeRef, Serdes};
 pub use test_driver::TopologyTestDriver;

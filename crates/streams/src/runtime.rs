@@ -2,7 +2,9 @@
 //! librdkafka. Each thread has one consumer in the group `<application.id>` (range assignor, so a
 //! task's co-partitioned inputs land on one member) and one producer (transactional under
 //! exactly_once_v2: output, changelog writes and input offsets commit together). Tasks are created
-//! on assignment, restored from their changelogs, and committed and closed on revocation.
+//! on assignment, restored from their changelogs, and committed and closed on revocation. With
+//! `num.standby.replicas` above 0 a standby updater thread keeps other instances' stores warm
+//! (see `standby`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,15 +24,18 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::assignment_info::consumer_client_id;
+use crate::checkpoint;
 use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::http_query::{self, QueryService};
 use crate::internal_topics;
-use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata};
+use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata, TopicPartition};
 use crate::partition_group::{PartitionGroup, StampedRecord};
 use crate::partitioner::partition_for_key;
 use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
+use crate::restore_listener::StateRestoreListener;
 use crate::serde::Serde;
+use crate::standby::StandbyTasks;
 use crate::state::{FjallBackend, KvBackend};
 use crate::task::{OutRecord, ProcessError, StreamTask, TaskId};
 use crate::topology::{StoreDef, Topology};
@@ -69,6 +74,9 @@ struct Shared {
     metadata: Arc<MetadataState>,
     /// Set by every rebalance: the group's assignment changed and `metadata` must be re-read.
     metadata_stale: AtomicBool,
+    /// This instance's standby tasks (none unless `num.standby.replicas` > 0).
+    standby: Arc<StandbyTasks>,
+    restore_listener: Option<Arc<dyn StateRestoreListener>>,
 }
 
 /// Kafka's KafkaStreams: runs a topology with `num.stream.threads` threads.
@@ -77,6 +85,7 @@ pub struct KafkaStreams {
     config: StreamsConfig,
     shared: Option<Arc<Shared>>,
     threads: Vec<JoinHandle<()>>,
+    restore_listener: Option<Arc<dyn StateRestoreListener>>,
 }
 
 /// A Kafka record applied to a global store: key, value (None = delete), timestamp.
@@ -174,7 +183,23 @@ impl KafkaStreams {
             config,
             shared: None,
             threads: Vec::new(),
+            restore_listener: None,
         })
+    }
+
+    /// Kafka's `setGlobalStateRestoreListener`: told about every store restoration of an active
+    /// task. Only before `start()`.
+    pub fn set_global_state_restore_listener(
+        &mut self,
+        listener: Arc<dyn StateRestoreListener>,
+    ) -> Result<()> {
+        if self.shared.is_some() {
+            return Err(StreamsError::Streams(
+                "Can only set GlobalStateRestoreListener before calling start().".into(),
+            ));
+        }
+        self.restore_listener = Some(listener);
+        Ok(())
     }
 
     /// The state directory of this application: `<state.dir>/<application.id>`.
@@ -244,8 +269,8 @@ impl KafkaStreams {
         let shared = Arc::new(Shared {
             topology: self.topology.clone(),
             config: self.config.clone(),
-            app_dir,
-            db,
+            app_dir: app_dir.clone(),
+            db: db.clone(),
             process_id,
             shutdown,
             state: Mutex::new(State::Rebalancing),
@@ -258,9 +283,17 @@ impl KafkaStreams {
                 &self.topology,
                 &self.config.application_id,
                 self.config.application_server.clone(),
+                self.config.num_standby_replicas,
                 &partition_counts,
             )),
             metadata_stale: AtomicBool::new(true),
+            standby: Arc::new(StandbyTasks::new(
+                self.topology.clone(),
+                &self.config.application_id,
+                app_dir.clone(),
+                db.clone(),
+            )),
+            restore_listener: self.restore_listener.clone(),
         });
         if self.config.query_http_enabled
             && let Some(server) = &self.config.application_server
@@ -290,6 +323,20 @@ impl KafkaStreams {
                 .spawn(move || {
                     if let Err(e) = run_thread(&sh, n) {
                         tracing::error!(thread = n, error = %e, "stream thread failed");
+                        *sh.error.lock() = Some(e.to_string());
+                        *sh.state.lock() = State::Error;
+                        sh.shutdown.store(true, Ordering::SeqCst);
+                    }
+                })?;
+            self.threads.push(h);
+        }
+        if self.config.num_standby_replicas > 0 {
+            let sh = shared.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("{}-StandbyThread", self.config.application_id))
+                .spawn(move || {
+                    if let Err(e) = sh.standby.run(&sh.config, &sh.process_id, &sh.shutdown) {
+                        tracing::error!(error = %e, "standby thread failed");
                         *sh.error.lock() = Some(e.to_string());
                         *sh.state.lock() = State::Error;
                         sh.shutdown.store(true, Ordering::SeqCst);
@@ -409,6 +456,15 @@ impl KafkaStreams {
         self.shared
             .as_ref()
             .map(|s| s.active.lock().clone())
+            .unwrap_or_default()
+    }
+
+    /// The standby tasks this instance keeps now (`num.standby.replicas`; what Kafka lists in
+    /// `metadataForLocalThreads()` as each thread's `standbyTasks`).
+    pub fn local_standby_tasks(&self) -> BTreeSet<TaskId> {
+        self.shared
+            .as_ref()
+            .map(|s| s.standby.task_ids())
             .unwrap_or_default()
     }
 }
@@ -681,10 +737,16 @@ fn refresh_metadata<C: ConsumerContext>(shared: &Shared, consumer: &BaseConsumer
             if g.state() != "Stable" {
                 return;
             }
-            shared.metadata.on_group(
+            let placement = shared.metadata.on_group(
                 g.members()
                     .iter()
                     .map(|m| (m.client_id(), m.assignment().unwrap_or_default())),
+            );
+            shared.standby.set_assigned(
+                placement
+                    .get(&shared.process_id)
+                    .cloned()
+                    .unwrap_or_default(),
             );
             shared.metadata_stale.store(false, Ordering::SeqCst);
             tracing::debug!(
@@ -909,33 +971,31 @@ impl ThreadCore {
         for (id, mut t) in tasks {
             t.close();
             self.shared.active.lock().remove(&id);
-            if !clean {
+            {
                 let mut reg = self.shared.registry.write();
                 for m in reg.values_mut() {
                     m.remove(&id);
                 }
-                continue;
             }
-            let mut cp = serde_json::Map::new();
-            for s in t.stores() {
-                if let Some(topic) = &s.changelog
-                    && let Ok(c) = self.restore_consumer()
-                    && let Ok((_, high)) =
-                        c.fetch_watermarks(topic, id.partition, Duration::from_secs(10))
-                {
-                    cp.insert(topic.clone(), serde_json::json!(high));
+            if clean {
+                let mut cp = BTreeMap::new();
+                for s in t.stores() {
+                    if let Some(topic) = &s.changelog
+                        && let Ok(c) = self.restore_consumer()
+                        && let Ok((_, high)) =
+                            c.fetch_watermarks(topic, id.partition, Duration::from_secs(10))
+                    {
+                        cp.insert(topic.clone(), high);
+                    }
+                }
+                if let Err(e) = checkpoint::write(&self.task_dir(id), &cp) {
+                    tracing::warn!(task = %id, error = %e, "writing the task checkpoint failed");
                 }
             }
-            let dir = self.task_dir(id);
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(
-                dir.join(".checkpoint"),
-                serde_json::Value::Object(cp).to_string(),
-            );
-            let mut reg = self.shared.registry.write();
-            for m in reg.values_mut() {
-                m.remove(&id);
-            }
+            // Only now, with the checkpoint written (or, after a failed commit, none), may the
+            // standby updater take the store over.
+            drop(t);
+            self.shared.standby.deactivate(id);
         }
     }
 
@@ -965,6 +1025,7 @@ impl ThreadCore {
             if self.tasks.contains_key(&id) {
                 continue;
             }
+            self.shared.standby.activate(id)?;
             let task = self.create_task(id)?;
             self.tasks.insert(id, task);
             self.shared.active.lock().insert(id);
@@ -991,12 +1052,8 @@ impl ThreadCore {
         )?;
         // The checkpoint says up to where the local store matches the changelog. It is deleted
         // before processing, so a crash leaves no checkpoint and the store is rebuilt in full.
-        let cp_file = self.task_dir(id).join(".checkpoint");
-        let checkpoint: BTreeMap<String, i64> = std::fs::read_to_string(&cp_file)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        let _ = std::fs::remove_file(&cp_file);
+        let checkpoint = checkpoint::read(&self.task_dir(id));
+        checkpoint::delete(&self.task_dir(id));
         let mut from: Vec<(String, String, i64)> = Vec::new();
         let names: Vec<(String, Option<String>)> = task
             .stores()
@@ -1043,11 +1100,20 @@ impl ThreadCore {
     ) -> Result<()> {
         let c = self.restore_consumer()?;
         let mut restored = 0u64;
+        let listener = self.shared.restore_listener.clone();
         for (store, topic, start) in from {
             let (_, high) = c.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
             if high <= *start {
                 continue;
             }
+            let tp = TopicPartition {
+                topic: topic.clone(),
+                partition,
+            };
+            if let Some(l) = &listener {
+                l.on_restore_start(&tp, store, *start, high);
+            }
+            let mut store_restored = 0u64;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(topic, partition, Offset::Offset(*start))
                 .map_err(|e| StreamsError::Kafka(e.to_string()))?;
@@ -1073,7 +1139,7 @@ impl ThreadCore {
                                 m.payload(),
                                 m.timestamp().to_millis().unwrap_or(0),
                             )?;
-                            restored += 1;
+                            store_restored += 1;
                         }
                         if m.offset() + 1 >= high {
                             break;
@@ -1081,6 +1147,10 @@ impl ThreadCore {
                     }
                 }
             }
+            if let Some(l) = &listener {
+                l.on_restore_end(&tp, store, store_restored);
+            }
+            restored += store_restored;
         }
         tracing::info!(task = %task.state.id, restored, "restored state from changelogs");
         Ok(())

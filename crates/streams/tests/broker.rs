@@ -1,6 +1,7 @@
 //! strom-streams against a real strom broker started in this process: end-to-end wordcount,
 //! restore from the changelog after the state directory is deleted, start-up errors (missing source
-//! topic, co-partitioning), two instances sharing the tasks, exactly-once with a SIGKILLed example.
+//! topic, co-partitioning), two instances sharing the tasks, standby replicas and a takeover that
+//! restores only the changelog tail, exactly-once with a SIGKILLed example.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -1147,4 +1148,251 @@ fn merged_topics_are_processed_in_timestamp_order() {
     want.sort_by_key(|(_, ts)| *ts);
     let want: Vec<String> = want.into_iter().map(|(s, _)| s).collect();
     assert_eq!(vals, want);
+}
+
+/// Every store restoration an instance reports (Kafka's StateRestoreListener).
+#[derive(Default)]
+struct RestoreLog(std::sync::Mutex<Vec<(TopicPartition, String, u64)>>);
+
+impl StateRestoreListener for RestoreLog {
+    fn on_restore_end(&self, partition: &TopicPartition, store_name: &str, total_restored: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((partition.clone(), store_name.to_string(), total_restored));
+    }
+}
+
+/// The next changelog offset a task's `.checkpoint` in `state_dir` records for `changelog`.
+fn checkpointed(
+    state_dir: &std::path::Path,
+    app: &str,
+    task: task::TaskId,
+    changelog: &str,
+) -> Option<i64> {
+    let f = state_dir
+        .join(app)
+        .join(task.to_string())
+        .join(".checkpoint");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f).ok()?).ok()?;
+    v.get(changelog)?.as_i64()
+}
+
+fn changelog_end(topic: &str, partition: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    c.fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap()
+        .1
+}
+
+#[test]
+fn standby_replicas_stay_warm_and_a_takeover_restores_only_the_tail() {
+    standby_takeover("sb", "at_least_once");
+}
+
+#[test]
+fn standby_replicas_under_exactly_once() {
+    standby_takeover("sb-eos", "exactly_once_v2");
+}
+
+/// Two instances with one standby replica each: (a) each keeps the other's count task warm and the
+/// metadata says so; (b) when one stops, the other restores only the changelog's tail and the
+/// counts stay exact.
+fn standby_takeover(app: &str, guarantee: &str) {
+    let (input, output) = (format!("{app}-in"), format!("{app}-out"));
+    let (input, output) = (input.as_str(), output.as_str());
+    let changelog = format!("{app}-counts-changelog");
+    let changelog = changelog.as_str();
+    let eos = guarantee == "exactly_once_v2";
+    create_topic(input, 2);
+    create_topic(output, 1);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ha, hb) = (
+        HostInfo::new("127.0.0.1", free_port()),
+        HostInfo::new("127.0.0.1", free_port()),
+    );
+    let (sa, sb) = (ha.to_string(), hb.to_string());
+    // No cache: every count update is a changelog record, so the changelog is long and a full
+    // restore would be easy to tell from a tail restore.
+    let props = |server: &str| {
+        vec![
+            ("num.standby.replicas", "1".to_string()),
+            ("statestore.cache.max.bytes", "0".to_string()),
+            ("application.server", server.to_string()),
+            ("strom.query.http.enabled", "true".to_string()),
+            ("processing.guarantee", guarantee.to_string()),
+        ]
+    };
+    let cfg = |dir: &std::path::Path, server: &str| {
+        let p = props(server);
+        let extra: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        config(app, dir, &extra)
+    };
+    let mut a = KafkaStreams::new(wordcount(input, output), cfg(d1.path(), &sa)).unwrap();
+    let mut b = KafkaStreams::new(wordcount(input, output), cfg(d2.path(), &sb)).unwrap();
+    let restores = std::sync::Arc::new(RestoreLog::default());
+    b.set_global_state_restore_listener(restores.clone())
+        .unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    // 2 partitions x 2 sub-topologies; the count store lives in sub-topology 1.
+    wait_for("both instances to own tasks", || {
+        assert_eq!((a.error(), b.error()), (None, None));
+        let (ta, tb) = (a.local_tasks(), b.local_tasks());
+        !ta.is_empty() && !tb.is_empty() && ta.len() + tb.len() == 4 && ta.is_disjoint(&tb)
+    });
+    let words: Vec<String> = (0..4000).map(|i| format!("w{}", i % 50)).collect();
+    let lines: Vec<(Option<&str>, &str)> = words.iter().map(|w| (None, w.as_str())).collect();
+    produce(input, &lines);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.len() == 50 && m.values().all(|&c| c == 80)
+    });
+    assert!(
+        latest_counts(&got).values().all(|&c| c == 80),
+        "{:?}",
+        latest_counts(&got)
+    );
+
+    // (a) Each instance keeps a standby of the other's count task (never of the stateless
+    // sub-topology 0), and its checkpoint reaches the changelog's end.
+    let counting = |s: &KafkaStreams| -> std::collections::BTreeSet<task::TaskId> {
+        s.local_tasks()
+            .into_iter()
+            .filter(|t| t.subtopology == 1)
+            .collect()
+    };
+    wait_for(
+        "each instance to keep a standby of the other's count task",
+        || b.local_standby_tasks() == counting(&a) && a.local_standby_tasks() == counting(&b),
+    );
+    let a_task = *counting(&a).iter().next().expect("a runs a count task");
+    // The end is read again each time: a's last changelog writes may still be in flight. Under
+    // exactly-once the last offset is a transaction's commit marker, which a consumer is never
+    // given, so the standby's next offset is that marker's.
+    wait_for("b's standby checkpoint to reach the changelog end", || {
+        let end = changelog_end(changelog, a_task.partition);
+        let cp = checkpointed(d2.path(), app, a_task, changelog);
+        cp == Some(end) || (eos && cp == Some(end - 1))
+    });
+    let end = changelog_end(changelog, a_task.partition);
+    assert!(
+        end > 1000,
+        "changelog {changelog}-{}: {end}",
+        a_task.partition
+    );
+    // Query metadata names the standby host.
+    wait_for("metadata to show the standby replicas", || {
+        let (ma, mb) = (
+            a.metadata_for_all_clients().unwrap(),
+            b.metadata_for_all_clients().unwrap(),
+        );
+        ma == mb && ma.len() == 2 && ma.iter().all(|m| !m.standby_tasks.is_empty())
+    });
+    for m in b.metadata_for_all_clients().unwrap() {
+        let (other, standbys) = if m.host_info == ha {
+            (&b, a.local_standby_tasks())
+        } else {
+            (&a, b.local_standby_tasks())
+        };
+        assert_eq!(m.standby_tasks, standbys, "{m:?}");
+        assert_eq!(
+            m.standby_state_store_names,
+            ["counts".to_string()].into(),
+            "{m:?}"
+        );
+        let p = counting(other).iter().next().unwrap().partition;
+        assert_eq!(
+            m.standby_topic_partitions,
+            [TopicPartition {
+                topic: format!("{app}-counts-repartition"),
+                partition: p
+            }]
+            .into(),
+            "{m:?}"
+        );
+    }
+    // The HTTP endpoint answers the same.
+    let over_http = get(&ha, "/metadata");
+    assert_eq!(over_http.status, 200);
+    for m in over_http.body.as_array().unwrap() {
+        let standbys = if m["host"] == sa.as_str() {
+            a.local_standby_tasks()
+        } else {
+            b.local_standby_tasks()
+        };
+        let want: Vec<String> = standbys.iter().map(|t| t.to_string()).collect();
+        assert_eq!(m["standbyTasks"], serde_json::json!(want), "{m}");
+        assert_eq!(
+            m["standbyStateStoreNames"],
+            serde_json::json!(["counts"]),
+            "{m}"
+        );
+    }
+    let mut standby_hosts_seen = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        let w = format!("w{i}");
+        let md = b
+            .query_metadata_for_key("counts", &w, &serde::StringSerde)
+            .unwrap();
+        let other = if md.active_host == ha { &hb } else { &ha };
+        assert_eq!(md.standby_hosts, [other.clone()].into(), "{w}: {md:?}");
+        if i < 3 {
+            let k = get(&hb, &format!("/metadata/keys/counts/{w}"));
+            assert_eq!(
+                k.body["standbyHosts"],
+                serde_json::json!([other.to_string()])
+            );
+        }
+        standby_hosts_seen.insert(other.clone());
+    }
+    assert_eq!(
+        standby_hosts_seen.len(),
+        2,
+        "keys should live on both instances"
+    );
+
+    // (b) Stop a: b takes every task over, and its former standby restores only what a wrote
+    // after b's standby last applied, not a's whole changelog.
+    restores.0.lock().unwrap().clear();
+    a.close();
+    wait_for("b to own all 4 tasks and keep no standby", || {
+        b.local_tasks().len() == 4 && b.local_standby_tasks().is_empty()
+    });
+    let restored: u64 = restores
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(tp, _, _)| tp.topic == changelog)
+        .map(|(_, _, n)| n)
+        .sum();
+    assert!(
+        restored * 10 < end as u64,
+        "takeover restored {restored} of the {end} changelog records of task {a_task}"
+    );
+    for i in 0..50 {
+        let w = format!("w{i}");
+        wait_for("b's store to hold every count", || {
+            b.store::<String, i64>("counts")
+                .and_then(|s| s.get(&w))
+                .ok()
+                .flatten()
+                == Some(80)
+        });
+    }
+    produce(input, &lines);
+    let got = consume_until(output, |r| {
+        let m = latest_counts(r);
+        m.len() == 50 && m.values().all(|&c| c == 160)
+    });
+    assert!(
+        latest_counts(&got).values().all(|&c| c == 160),
+        "{:?}",
+        latest_counts(&got)
+    );
+    b.close();
 }
