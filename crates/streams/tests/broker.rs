@@ -571,7 +571,7 @@ fn stream_stream_join_against_broker() {
         |a: &String, b: &String| format!("{a}+{b}"),
         // The grace makes the result independent of the order in which the task reads its two
         // input partitions (records produced while the app runs may arrive in separate fetches,
-        // and max.task.idle.ms 0 does not wait for a partition not yet fetched).
+        // and a task whose other partition is caught up does not wait for records produced later).
         JoinWindows::of_time_difference_and_grace(
             Duration::from_millis(1000),
             Duration::from_secs(60),
@@ -1102,12 +1102,33 @@ fn interactive_queries_over_http_across_two_instances() {
 
 /// A task reading two topics processes their records by timestamp, not topic after topic as the
 /// fetches deliver them: records pre-produced with timestamps interleaving across the topics come
-/// out of a merge in timestamp order.
+/// out of a merge in timestamp order. At the default `max.task.idle.ms` 0 this holds because of
+/// KIP-695: a task whose other partition is not fetched yet (lag unknown, or records on the broker
+/// not yet handed over) waits instead of running ahead on the first fetch's topic.
 #[test]
-fn merged_topics_are_processed_in_timestamp_order() {
-    create_topic("tso-a", 1);
-    create_topic("tso-b", 1);
-    create_topic("tso-out", 1);
+fn merged_topics_are_processed_in_timestamp_order_at_default_idle() {
+    merged_in_timestamp_order("tso", &[]);
+}
+
+/// The same with fetches of one record batch each (only the first partition with data gets one),
+/// so the two topics arrive in separate fetches and the task must wait for the other.
+#[test]
+fn merged_topics_fetched_one_batch_at_a_time_are_processed_in_timestamp_order() {
+    merged_in_timestamp_order("tsf", &[("consumer.max.partition.fetch.bytes", "1")]);
+}
+
+/// The same with some idle time: the lag rules decide, the idle time only adds a wait once both
+/// partitions are caught up.
+#[test]
+fn merged_topics_are_processed_in_timestamp_order_with_idle_time() {
+    merged_in_timestamp_order("tsi", &[("max.task.idle.ms", "100")]);
+}
+
+fn merged_in_timestamp_order(app: &str, extra: &[(&str, &str)]) {
+    let (ta, tb, tout) = (format!("{app}-a"), format!("{app}-b"), format!("{app}-out"));
+    create_topic(&ta, 1);
+    create_topic(&tb, 1);
+    create_topic(&tout, 1);
     let base = 1_700_000_000_000i64;
     let a: Vec<(String, i64)> = (0..10)
         .map(|i| (format!("a{}", 2 * i), base + 2 * i))
@@ -1120,25 +1141,24 @@ fn merged_topics_are_processed_in_timestamp_order() {
         produce_at(topic, &recs);
     };
     // Both topics are complete before the application starts, so the task has both to choose from.
-    produce_all("tso-a", &a);
-    produce_all("tso-b", &b);
+    produce_all(&ta, &a);
+    produce_all(&tb, &b);
     let builder = StreamsBuilder::new();
     let s = Serdes::string;
     builder
-        .stream("tso-a", Consumed::with(s(), s()))
-        .merge(&builder.stream("tso-b", Consumed::with(s(), s())))
-        .to("tso-out", Produced::with(s(), s()));
+        .stream(&ta, Consumed::with(s(), s()))
+        .merge(&builder.stream(&tb, Consumed::with(s(), s())))
+        .to(&tout, Produced::with(s(), s()));
     let dir = tempfile::tempdir().unwrap();
-    // With max.task.idle.ms 0 the task would take whatever the first fetch brought (strom does
-    // not yet wait on known lag as KIP-695 does), so which topic comes first would depend on the
-    // fetch; a few seconds of idling makes the task wait for both partitions, as in Kafka.
-    let mut app = KafkaStreams::new(
-        builder.build().unwrap(),
-        config("tso", dir.path(), &[("max.task.idle.ms", "5000")]),
-    )
-    .unwrap();
+    let mut app =
+        KafkaStreams::new(builder.build().unwrap(), config(app, dir.path(), extra)).unwrap();
     app.start().unwrap();
-    let got = consume_until("tso-out", |r| r.len() >= 20);
+    let got = consume_until(&tout, |r| r.len() >= 20);
+    // Then a record on one topic alone (the other caught up, lag 0) is processed promptly.
+    let started = std::time::Instant::now();
+    produce_at(&ta, &[("k", "late", base + 100)]);
+    let got_late = consume_until(&tout, |r| r.len() >= 21);
+    let waited = started.elapsed();
     app.close();
     let vals: Vec<String> = got
         .iter()
@@ -1148,6 +1168,11 @@ fn merged_topics_are_processed_in_timestamp_order() {
     want.sort_by_key(|(_, ts)| *ts);
     let want: Vec<String> = want.into_iter().map(|(s, _)| s).collect();
     assert_eq!(vals, want);
+    assert_eq!(
+        got_late.last().and_then(|(_, v)| v.clone()),
+        Some(b"late".to_vec())
+    );
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
 }
 
 /// Every store restoration an instance reports (Kafka's StateRestoreListener).
