@@ -1100,6 +1100,163 @@ fn interactive_queries_over_http_across_two_instances() {
     assert!(std::net::TcpStream::connect(sa.as_str()).is_err());
 }
 
+/// Session-store reads over the HTTP query endpoint (Kafka's ReadOnlySessionStore): a key's
+/// sessions, narrowed by session end and start, a key range, and 4xx answers naming the mistake.
+#[test]
+fn session_store_reads_over_http() {
+    let (input, output) = ("sqh-in", "sqh-out");
+    create_topic(input, 2);
+    create_topic(output, 1);
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    b.stream(input, Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(1000),
+            Duration::from_secs(3600),
+        ))
+        .count(Materialized::as_("sessions"))
+        .to_stream()
+        .to(
+            output,
+            Produced::with(Serdes::session_windowed(s()), Serdes::i64()),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostInfo::new("127.0.0.1", free_port());
+    let server = host.to_string();
+    let mut app = KafkaStreams::new(
+        b.build().unwrap(),
+        config(
+            "sqh",
+            dir.path(),
+            &[
+                ("application.server", &server),
+                ("strom.query.http.enabled", "true"),
+            ],
+        ),
+    )
+    .unwrap();
+    app.start().unwrap();
+    let base = 1_700_000_000_000i64;
+    // alice: one session of two records [base, base + 500] and a later one at base + 5000; bob
+    // and carol one record each.
+    produce_at(
+        input,
+        &[
+            ("alice", "x", base),
+            ("bob", "x", base + 100),
+            ("carol", "x", base + 200),
+            ("alice", "x", base + 500),
+            ("alice", "x", base + 5000),
+        ],
+    );
+    let sessions = |path: &str| -> Vec<(String, i64, i64, i64)> {
+        let r = get(&host, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["key"].as_str().unwrap_or_default().to_string(),
+                    x["start"].as_i64().unwrap(),
+                    x["end"].as_i64().unwrap(),
+                    x["value"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The counts reach the store at the next commit.
+    wait_for("alice's two sessions to be served", || {
+        let r = get(&host, "/stores/sessions/sessions/alice");
+        r.status == 200
+            && r.body["sessions"].as_array().is_some_and(|a| a.len() == 2)
+            && sessions("/stores/sessions/sessions?from=carol&to=carol").len() == 1
+    });
+    let r = get(&host, "/stores/sessions/sessions/alice");
+    assert_eq!(r.body["key"], "alice");
+    assert_eq!(r.body["host"], server);
+    let alice = |s: i64, e: i64, n: i64| (String::new(), base + s, base + e, n);
+    assert_eq!(
+        sessions("/stores/sessions/sessions/alice"),
+        vec![alice(0, 500, 2), alice(5000, 5000, 1)],
+        "merged session then the later one, by end time"
+    );
+    // findSessions: ending at or after / starting at or before.
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions/alice?earliestEnd={}",
+            base + 1000
+        )),
+        vec![alice(5000, 5000, 1)]
+    );
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions/alice?latestStart={}",
+            base + 1000
+        )),
+        vec![alice(0, 500, 2)]
+    );
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions/alice?earliestEnd={}&latestStart={}",
+            base + 600,
+            base + 4000
+        )),
+        vec![]
+    );
+    assert!(sessions("/stores/sessions/sessions/nobody").is_empty());
+    // A key range over this instance's partitions, in key order.
+    let k = |key: &str, s: i64, e: i64, n: i64| (key.to_string(), base + s, base + e, n);
+    assert_eq!(
+        sessions("/stores/sessions/sessions?from=alice&to=bob"),
+        vec![
+            k("alice", 0, 500, 2),
+            k("alice", 5000, 5000, 1),
+            k("bob", 100, 100, 1)
+        ]
+    );
+    assert_eq!(
+        sessions("/stores/sessions/sessions"),
+        vec![
+            k("alice", 0, 500, 2),
+            k("alice", 5000, 5000, 1),
+            k("bob", 100, 100, 1),
+            k("carol", 200, 200, 1)
+        ]
+    );
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions?from=b&earliestEnd={}",
+            base + 150
+        )),
+        vec![k("carol", 200, 200, 1)]
+    );
+
+    let err = |path: &str, status: u16, needle: &str| {
+        let r = get(&host, path);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        let msg = r.body["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{path}: {msg}");
+    };
+    err("/stores/sessions/keys/alice", 400, "session store");
+    err("/stores/sessions/windows/alice", 400, "/sessions");
+    err("/stores/nope/sessions/alice", 404, "nope");
+    err("/stores/sessions/sessions/alice?from=1", 400, "'from'");
+    err(
+        "/stores/sessions/sessions/alice?earliestEnd=soon",
+        400,
+        "earliestEnd=soon",
+    );
+    err(
+        "/stores/sessions/sessions?from=carol&to=alice",
+        400,
+        "after",
+    );
+    app.close();
+}
+
 /// A task reading two topics processes their records by timestamp, not topic after topic as the
 /// fetches deliver them: records pre-produced with timestamps interleaving across the topics come
 /// out of a merge in timestamp order. At the default `max.task.idle.ms` 0 this holds because of
