@@ -286,6 +286,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.max_task_idle_ms, 250);
+        // MAX_TASK_IDLE_MS_DISABLED.
+        let c = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("max.task.idle.ms", "-1"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_task_idle_ms, -1);
         let e = StreamsConfig::from_props([
             ("application.id", "a"),
             ("bootstrap.servers", "h:1"),

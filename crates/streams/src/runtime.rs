@@ -33,7 +33,7 @@ use crate::internal_topics;
 use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata, TopicPartition};
 use crate::partition_group::{PartitionGroup, StampedRecord};
 use crate::partitioner::partition_for_key;
-use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
+use crate::query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::restore_listener::StateRestoreListener;
 use crate::serde::Serde;
 use crate::standby::StandbyTasks;
@@ -417,6 +417,16 @@ impl KafkaStreams {
     {
         let (def, parts) = self.query_parts(name)?;
         ReadOnlyWindowStore::new(&def, parts)
+    }
+
+    /// Interactive query of a session store.
+    pub fn session_store<K, V>(&self, name: &str) -> Result<ReadOnlySessionStore<K, V>>
+    where
+        K: Send + Sync + Clone + 'static,
+        V: Send + Sync + Clone + 'static,
+    {
+        let (def, parts) = self.query_parts(name)?;
+        ReadOnlySessionStore::new(&def, parts)
     }
 
     fn running(&self) -> Result<&Arc<Shared>> {

@@ -1254,6 +1254,15 @@ fn session_store_reads_over_http() {
         400,
         "after",
     );
+    // The Rust API reads the same sessions.
+    let st = app.session_store::<String, i64>("sessions").unwrap();
+    let got: Vec<(i64, i64, i64)> = st
+        .fetch(&"alice".to_string())
+        .unwrap()
+        .into_iter()
+        .map(|(w, n)| (w.window.start - base, w.window.end - base, n))
+        .collect();
+    assert_eq!(got, vec![(0, 500, 2), (5000, 5000, 1)]);
     app.close();
 }
 
