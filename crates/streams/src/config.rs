@@ -57,9 +57,10 @@ pub struct StreamsConfig {
     pub cache_max_bytes: usize,
     pub replication_factor: i32,
     pub deserialization_handler: DeserializationHandler,
-    /// Kafka's `max.task.idle.ms`: how long a task with some input partitions buffered and others
-    /// empty waits for the empty ones before processing what it has. 0 (the default) and -1 do
-    /// not wait: the task picks by timestamp among the records it has fetched.
+    /// Kafka's `max.task.idle.ms` (KIP-695 semantics): a task with some input partitions buffered
+    /// and others empty waits while an empty one's fetched lag is unknown or positive, and once
+    /// it is 0 waits this long more for new data there (the default 0: not at all). -1 never
+    /// waits: the task picks by timestamp among the records it has fetched.
     pub max_task_idle_ms: i64,
     /// Kafka's `num.standby.replicas` (default 0): how many other instances keep a warm copy of
     /// each task's changelogged stores, so a takeover restores only the changelog's tail.
@@ -285,6 +286,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.max_task_idle_ms, 250);
+        // MAX_TASK_IDLE_MS_DISABLED.
+        let c = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("bootstrap.servers", "h:1"),
+            ("max.task.idle.ms", "-1"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_task_idle_ms, -1);
         let e = StreamsConfig::from_props([
             ("application.id", "a"),
             ("bootstrap.servers", "h:1"),

@@ -8,6 +8,12 @@
 //! - `GET /stores/{store}/windows/{key}?from=&to=`: a window store's windows for the key whose
 //!   start is in `[from, to]` (epoch ms, both optional);
 //! - `GET /stores/{store}/windows?from=&to=`: every key's windows in this instance's partitions;
+//! - `GET /stores/{store}/sessions/{key}?earliestEnd=&latestStart=`: a session store's sessions
+//!   for the key (Kafka's ReadOnlySessionStore `fetch(key)`, or with either bound
+//!   `findSessions(key, earliestSessionEndTime, latestSessionStartTime)`: sessions ending at or
+//!   after `earliestEnd` and starting at or before `latestStart`, epoch ms);
+//! - `GET /stores/{store}/sessions?from=&to=&earliestEnd=&latestStart=`: the sessions of the keys
+//!   `from <= key <= to` (both optional) in this instance's partitions (`fetch(keyFrom, keyTo)`);
 //! - `GET /metadata`: every instance; `GET /metadata/stores/{store}`: the instances holding a part
 //!   of the store; `GET /metadata/keys/{store}/{key}`: the instance holding the key.
 //!
@@ -262,13 +268,14 @@ impl QueryService {
         let def = self.def(store)?;
         let ok = match want {
             "key-value" => def.kind == StoreKind::KeyValue,
+            "session" => matches!(def.kind, StoreKind::Session { .. }),
             _ => matches!(def.kind, StoreKind::Window { .. }),
         };
         if !ok {
             let is = match def.kind {
                 StoreKind::KeyValue => "a key-value store (read it under /keys, /range or /all)",
                 StoreKind::Window { .. } => "a window store (read it under /windows)",
-                StoreKind::Session { .. } => "a session store, which this endpoint does not serve",
+                StoreKind::Session { .. } => "a session store (read it under /sessions)",
             };
             return Err(bad(format!("store '{store}' is {is}, not a {want} store")));
         }
@@ -494,6 +501,100 @@ async fn all_windows(
     Ok(axum::Json(json!({ "host": s.local.to_string(), "windows": windows })).into_response())
 }
 
+/// The session-time bounds of a session read: (earliest end, latest start), unbounded by default.
+fn session_bounds(q: &HashMap<String, String>) -> std::result::Result<(i64, i64), HttpError> {
+    Ok((
+        parse_ms(q, "earliestEnd", i64::MIN)?,
+        parse_ms(q, "latestStart", i64::MAX)?,
+    ))
+}
+
+fn session_json(t: &Typed<'_>, start: i64, end: i64, v: &[u8]) -> Value {
+    json!({ "start": start, "end": end, "value": t.value_json(v) })
+}
+
+async fn key_sessions(
+    State(s): State<Arc<QueryService>>,
+    p: std::result::Result<Path<(String, String)>, PathRejection>,
+    q: std::result::Result<Query<HashMap<String, String>>, QueryRejection>,
+    uri: Uri,
+) -> HttpResult {
+    let (store, key) = path(p)?;
+    let q = params(q, &["earliestEnd", "latestStart"])?;
+    let t = s.typed(&store, "session")?;
+    let kb = t.key_bytes(&key)?;
+    let (earliest_end, latest_start) = session_bounds(&q)?;
+    let parts = match s.route(&store, &kb, &uri)? {
+        Answer::Local(p) => p,
+        Answer::Elsewhere(r) => return Ok(r),
+    };
+    let mut out = Vec::new();
+    for p in parts {
+        let view = StateStore::new(store.clone(), t.def.kind, p, None, false);
+        out.extend(
+            view.find_sessions(&kb, earliest_end, latest_start)
+                .map_err(internal)?,
+        );
+    }
+    // Kafka's session stores iterate a key's sessions by end time, then start time.
+    out.sort_by_key(|(start, end, _)| (*end, *start));
+    let sessions: Vec<Value> = out
+        .iter()
+        .map(|(start, end, v)| session_json(&t, *start, *end, v))
+        .collect();
+    Ok(axum::Json(json!({
+        "key": t.key_json(&kb),
+        "host": s.local.to_string(),
+        "sessions": sessions,
+    }))
+    .into_response())
+}
+
+async fn range_sessions(
+    State(s): State<Arc<QueryService>>,
+    p: std::result::Result<Path<String>, PathRejection>,
+    q: std::result::Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> HttpResult {
+    let store = path(p)?;
+    let q = params(q, &["from", "to", "earliestEnd", "latestStart"])?;
+    let t = s.typed(&store, "session")?;
+    let lo = q.get("from").map(|k| t.key_bytes(k)).transpose()?;
+    let hi = q.get("to").map(|k| t.key_bytes(k)).transpose()?;
+    if let (Some(l), Some(h)) = (&lo, &hi)
+        && l > h
+    {
+        return Err(bad(format!(
+            "from={} is after to={} in the store's key order",
+            q.get("from").map_or("", String::as_str),
+            q.get("to").map_or("", String::as_str)
+        )));
+    }
+    let (earliest_end, latest_start) = session_bounds(&q)?;
+    let mut out = Vec::new();
+    for p in s.parts(&store) {
+        let view = StateStore::new(store.clone(), t.def.kind, p, None, false);
+        out.extend(
+            view.find_sessions_in_key_range(
+                lo.as_deref(),
+                hi.as_deref(),
+                earliest_end,
+                latest_start,
+            )
+            .map_err(internal)?,
+        );
+    }
+    out.sort_by(|a, b| (&a.0, a.2, a.1).cmp(&(&b.0, b.2, b.1)));
+    let sessions: Vec<Value> = out
+        .iter()
+        .map(|(k, start, end, v)| {
+            let mut j = session_json(&t, *start, *end, v);
+            j["key"] = t.key_json(k);
+            j
+        })
+        .collect();
+    Ok(axum::Json(json!({ "host": s.local.to_string(), "sessions": sessions })).into_response())
+}
+
 async fn key_metadata(
     State(s): State<Arc<QueryService>>,
     p: std::result::Result<Path<(String, String)>, PathRejection>,
@@ -551,7 +652,8 @@ async fn all_metadata(
 
 async fn no_route(uri: Uri) -> HttpError {
     not_found(format!(
-        "no endpoint {} (see /stores/{{store}}/keys/{{key}}, /range, /all, /windows, /metadata)",
+        "no endpoint {} (see /stores/{{store}}/keys/{{key}}, /range, /all, /windows, /sessions, \
+         /metadata)",
         uri.path()
     ))
 }
@@ -570,6 +672,8 @@ fn router(s: Arc<QueryService>) -> Router {
         .route("/stores/{store}/all", get(all))
         .route("/stores/{store}/windows/{key}", get(key_windows))
         .route("/stores/{store}/windows", get(all_windows))
+        .route("/stores/{store}/sessions/{key}", get(key_sessions))
+        .route("/stores/{store}/sessions", get(range_sessions))
         .route("/metadata/keys/{store}/{key}", get(key_metadata))
         .route("/metadata/stores/{store}", get(store_metadata))
         .route("/metadata", get(all_metadata))

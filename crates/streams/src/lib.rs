@@ -17,6 +17,7 @@ pub mod config;
 pub mod dsl;
 pub mod dsl_ops;
 pub mod error;
+mod fetched_lag;
 pub mod fk_join;
 mod http_query;
 mod internal_topics;

@@ -27,12 +27,13 @@ use crate::assignment_info::consumer_client_id;
 use crate::checkpoint;
 use crate::config::{DeserializationHandler, ProcessingGuarantee, StreamsConfig};
 use crate::error::{Result, StreamsError};
+use crate::fetched_lag::FetchedLags;
 use crate::http_query::{self, QueryService};
 use crate::internal_topics;
 use crate::metadata::{KeyQueryMetadata, MetadataState, StreamsMetadata, TopicPartition};
 use crate::partition_group::{PartitionGroup, StampedRecord};
 use crate::partitioner::partition_for_key;
-use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
+use crate::query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::restore_listener::StateRestoreListener;
 use crate::serde::Serde;
 use crate::standby::StandbyTasks;
@@ -418,6 +419,16 @@ impl KafkaStreams {
         ReadOnlyWindowStore::new(&def, parts)
     }
 
+    /// Interactive query of a session store.
+    pub fn session_store<K, V>(&self, name: &str) -> Result<ReadOnlySessionStore<K, V>>
+    where
+        K: Send + Sync + Clone + 'static,
+        V: Send + Sync + Clone + 'static,
+    {
+        let (def, parts) = self.query_parts(name)?;
+        ReadOnlySessionStore::new(&def, parts)
+    }
+
     fn running(&self) -> Result<&Arc<Shared>> {
         self.shared
             .as_ref()
@@ -521,6 +532,8 @@ struct ThreadCore {
     failure: Option<String>,
     /// Partition counts of sink topics whose records this thread partitions itself.
     sink_partitions: HashMap<String, i32>,
+    /// Where the consumer started on each assigned partition, for the tasks' idling (KIP-695).
+    fetched_lags: FetchedLags,
 }
 
 struct StreamsConsumerContext {
@@ -619,6 +632,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
         pending_assignment: None,
         failure: None,
         sink_partitions: HashMap::new(),
+        fetched_lags: FetchedLags::default(),
     }));
     let mut cc = client_config(shared, "consumer");
     cc.set("group.id", &cfg.application_id)
@@ -669,7 +683,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
                 return Err(StreamsError::Streams(f));
             }
             if let Some(parts) = core.pending_assignment.take() {
-                core.create_tasks(parts)?;
+                core.create_tasks(&consumer, parts)?;
                 *shared.state.lock() = State::Running;
             }
             let mut msg = first;
@@ -681,7 +695,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
                     return Err(StreamsError::Streams(f));
                 }
                 if let Some(parts) = core.pending_assignment.take() {
-                    core.create_tasks(parts)?;
+                    core.create_tasks(&consumer, parts)?;
                     *shared.state.lock() = State::Running;
                 }
                 let m = m.map_err(|e| StreamsError::Kafka(e.to_string()))?;
@@ -698,7 +712,7 @@ fn run_thread(shared: &Arc<Shared>, n: usize) -> Result<()> {
             }
             // Processing after the whole batch is buffered lets a task choose by timestamp across
             // all its partitions fetched so far, not in the order the fetches arrived.
-            core.process_buffered()?;
+            core.process_buffered(&consumer)?;
             core.producer.poll(Duration::ZERO);
             for t in core.tasks.values_mut() {
                 t.punctuate_wall_clock()?;
@@ -796,11 +810,18 @@ impl ThreadCore {
 
     /// Runs every task that is ready (see `PartitionGroup::ready`) through its buffered records,
     /// lowest timestamp first, until it runs out or has to wait for an empty partition again.
-    fn process_buffered(&mut self) -> Result<()> {
+    fn process_buffered<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let handler = self.shared.config.deserialization_handler;
         let now = Instant::now();
+        // Nothing is polled while processing, so the positions are read at most once, and only
+        // when some task has an empty partition to ask about.
+        let mut positions: Option<TopicPartitionList> = None;
+        let lags = &self.fetched_lags;
         for task in self.tasks.values_mut() {
-            while task.partition_group.ready(now) {
+            while task.partition_group.ready(now, |topic, partition| {
+                let pos = positions.get_or_insert_with(|| consumer.position().unwrap_or_default());
+                lags.lag(consumer, pos, topic, partition)
+            }) {
                 let Some(r) = task.partition_group.next_record() else {
                     break;
                 };
@@ -1011,7 +1032,16 @@ impl ThreadCore {
         Ok(cc.create_with_context(RestoreContext)?)
     }
 
-    fn create_tasks(&mut self, parts: Vec<(String, i32)>) -> Result<()> {
+    fn create_tasks<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        parts: Vec<(String, i32)>,
+    ) -> Result<()> {
+        // Idling is off with -1, so the committed offsets need not be read.
+        if self.shared.config.max_task_idle_ms != crate::partition_group::MAX_TASK_IDLE_MS_DISABLED
+        {
+            self.fetched_lags.on_assignment(consumer, &parts);
+        }
         let mut ids = BTreeSet::new();
         for (t, p) in parts {
             if let Some(&s) = self.shared.topic_subtopology.get(&t) {

@@ -531,6 +531,31 @@ impl StateStore {
         }
         Ok(out)
     }
+
+    /// Kafka's `findSessions(keyFrom, keyTo, earliestSessionEndTime, latestSessionStartTime)`:
+    /// sessions of every key with `from <= key <= to` in serialized-key order (None = unbounded),
+    /// as (key, start, end, value). Keys are stored length-prefixed, so a key range is not one
+    /// contiguous backend range: this scans the store, as `window_fetch_all` does.
+    pub fn find_sessions_in_key_range(
+        &self,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Vec<u8>, i64, i64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (k, v) in self.backend.range(Bound::Unbounded, Bound::Unbounded)? {
+            if let Some((key, end, start)) = parse_composite(&k)
+                && from.is_none_or(|f| key.as_slice() >= f)
+                && to.is_none_or(|t| key.as_slice() <= t)
+                && end >= earliest_end
+                && start <= latest_start
+            {
+                out.push((key, start, end, split_ts(&v).1));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -595,5 +620,23 @@ mod tests {
         ss.session_put(b"k", 5, 9, Some(b"v")).unwrap();
         assert_eq!(ss.find_sessions(b"k", 8, 20).unwrap().len(), 1);
         assert_eq!(ss.find_sessions(b"k", 10, 20).unwrap().len(), 0);
+        ss.session_put(b"a", 1, 2, Some(b"w")).unwrap();
+        ss.session_put(b"m", 30, 40, Some(b"y")).unwrap();
+        ss.session_put(b"z", 3, 4, Some(b"x")).unwrap();
+        let keys = |v: Vec<(Vec<u8>, i64, i64, Vec<u8>)>| -> Vec<Vec<u8>> {
+            v.into_iter().map(|(k, ..)| k).collect()
+        };
+        // "m" sorts between "k" and "z" although its length prefix is the same: bounds are on keys.
+        let mut got = keys(
+            ss.find_sessions_in_key_range(Some(b"b"), Some(b"y"), i64::MIN, i64::MAX)
+                .unwrap(),
+        );
+        got.sort();
+        assert_eq!(got, vec![b"k".to_vec(), b"m".to_vec()]);
+        assert_eq!(
+            ss.find_sessions_in_key_range(None, None, 10, 35).unwrap(),
+            vec![(b"m".to_vec(), 30, 40, b"y".to_vec())],
+            "ends at or after 10 and starts at or before 35"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::DeserializationHandler;
 use crate::error::{Result, StreamsError};
 use crate::processor::PunctuationType;
-use crate::query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore};
+use crate::query::{ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore};
 use crate::serde::SerdeRef;
 use crate::state::{KvBackend, MemBackend};
 use crate::task::{OutRecord, ProcessError, StreamTask, TaskId};
@@ -194,6 +194,16 @@ impl TopologyTestDriver {
     {
         let (def, parts) = self.backends(name)?;
         ReadOnlyWindowStore::new(&def, parts)
+    }
+
+    /// Kafka's `getSessionStore(name)`.
+    pub fn session_store<K, V>(&self, name: &str) -> Result<ReadOnlySessionStore<K, V>>
+    where
+        K: Send + Sync + Clone + 'static,
+        V: Send + Sync + Clone + 'static,
+    {
+        let (def, parts) = self.backends(name)?;
+        ReadOnlySessionStore::new(&def, parts)
     }
 }
 

@@ -571,7 +571,7 @@ fn stream_stream_join_against_broker() {
         |a: &String, b: &String| format!("{a}+{b}"),
         // The grace makes the result independent of the order in which the task reads its two
         // input partitions (records produced while the app runs may arrive in separate fetches,
-        // and max.task.idle.ms 0 does not wait for a partition not yet fetched).
+        // and a task whose other partition is caught up does not wait for records produced later).
         JoinWindows::of_time_difference_and_grace(
             Duration::from_millis(1000),
             Duration::from_secs(60),
@@ -1100,14 +1100,201 @@ fn interactive_queries_over_http_across_two_instances() {
     assert!(std::net::TcpStream::connect(sa.as_str()).is_err());
 }
 
+/// Session-store reads over the HTTP query endpoint (Kafka's ReadOnlySessionStore): a key's
+/// sessions, narrowed by session end and start, a key range, and 4xx answers naming the mistake.
+#[test]
+fn session_store_reads_over_http() {
+    let (input, output) = ("sqh-in", "sqh-out");
+    create_topic(input, 2);
+    create_topic(output, 1);
+    let b = StreamsBuilder::new();
+    let s = Serdes::string;
+    b.stream(input, Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_millis(1000),
+            Duration::from_secs(3600),
+        ))
+        .count(Materialized::as_("sessions"))
+        .to_stream()
+        .to(
+            output,
+            Produced::with(Serdes::session_windowed(s()), Serdes::i64()),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostInfo::new("127.0.0.1", free_port());
+    let server = host.to_string();
+    let mut app = KafkaStreams::new(
+        b.build().unwrap(),
+        config(
+            "sqh",
+            dir.path(),
+            &[
+                ("application.server", &server),
+                ("strom.query.http.enabled", "true"),
+            ],
+        ),
+    )
+    .unwrap();
+    app.start().unwrap();
+    let base = 1_700_000_000_000i64;
+    // alice: one session of two records [base, base + 500] and a later one at base + 5000; bob
+    // and carol one record each.
+    produce_at(
+        input,
+        &[
+            ("alice", "x", base),
+            ("bob", "x", base + 100),
+            ("carol", "x", base + 200),
+            ("alice", "x", base + 500),
+            ("alice", "x", base + 5000),
+        ],
+    );
+    let sessions = |path: &str| -> Vec<(String, i64, i64, i64)> {
+        let r = get(&host, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["key"].as_str().unwrap_or_default().to_string(),
+                    x["start"].as_i64().unwrap(),
+                    x["end"].as_i64().unwrap(),
+                    x["value"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The counts reach the store at the next commit.
+    wait_for("alice's two sessions to be served", || {
+        let r = get(&host, "/stores/sessions/sessions/alice");
+        r.status == 200
+            && r.body["sessions"].as_array().is_some_and(|a| a.len() == 2)
+            && sessions("/stores/sessions/sessions?from=carol&to=carol").len() == 1
+    });
+    let r = get(&host, "/stores/sessions/sessions/alice");
+    assert_eq!(r.body["key"], "alice");
+    assert_eq!(r.body["host"], server);
+    let alice = |s: i64, e: i64, n: i64| (String::new(), base + s, base + e, n);
+    assert_eq!(
+        sessions("/stores/sessions/sessions/alice"),
+        vec![alice(0, 500, 2), alice(5000, 5000, 1)],
+        "merged session then the later one, by end time"
+    );
+    // findSessions: ending at or after / starting at or before.
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions/alice?earliestEnd={}",
+            base + 1000
+        )),
+        vec![alice(5000, 5000, 1)]
+    );
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions/alice?latestStart={}",
+            base + 1000
+        )),
+        vec![alice(0, 500, 2)]
+    );
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions/alice?earliestEnd={}&latestStart={}",
+            base + 600,
+            base + 4000
+        )),
+        vec![]
+    );
+    assert!(sessions("/stores/sessions/sessions/nobody").is_empty());
+    // A key range over this instance's partitions, in key order.
+    let k = |key: &str, s: i64, e: i64, n: i64| (key.to_string(), base + s, base + e, n);
+    assert_eq!(
+        sessions("/stores/sessions/sessions?from=alice&to=bob"),
+        vec![
+            k("alice", 0, 500, 2),
+            k("alice", 5000, 5000, 1),
+            k("bob", 100, 100, 1)
+        ]
+    );
+    assert_eq!(
+        sessions("/stores/sessions/sessions"),
+        vec![
+            k("alice", 0, 500, 2),
+            k("alice", 5000, 5000, 1),
+            k("bob", 100, 100, 1),
+            k("carol", 200, 200, 1)
+        ]
+    );
+    assert_eq!(
+        sessions(&format!(
+            "/stores/sessions/sessions?from=b&earliestEnd={}",
+            base + 150
+        )),
+        vec![k("carol", 200, 200, 1)]
+    );
+
+    let err = |path: &str, status: u16, needle: &str| {
+        let r = get(&host, path);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        let msg = r.body["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{path}: {msg}");
+    };
+    err("/stores/sessions/keys/alice", 400, "session store");
+    err("/stores/sessions/windows/alice", 400, "/sessions");
+    err("/stores/nope/sessions/alice", 404, "nope");
+    err("/stores/sessions/sessions/alice?from=1", 400, "'from'");
+    err(
+        "/stores/sessions/sessions/alice?earliestEnd=soon",
+        400,
+        "earliestEnd=soon",
+    );
+    err(
+        "/stores/sessions/sessions?from=carol&to=alice",
+        400,
+        "after",
+    );
+    // The Rust API reads the same sessions.
+    let st = app.session_store::<String, i64>("sessions").unwrap();
+    let got: Vec<(i64, i64, i64)> = st
+        .fetch(&"alice".to_string())
+        .unwrap()
+        .into_iter()
+        .map(|(w, n)| (w.window.start - base, w.window.end - base, n))
+        .collect();
+    assert_eq!(got, vec![(0, 500, 2), (5000, 5000, 1)]);
+    app.close();
+}
+
 /// A task reading two topics processes their records by timestamp, not topic after topic as the
 /// fetches deliver them: records pre-produced with timestamps interleaving across the topics come
-/// out of a merge in timestamp order.
+/// out of a merge in timestamp order. At the default `max.task.idle.ms` 0 this holds because of
+/// KIP-695: a task whose other partition is not fetched yet (lag unknown, or records on the broker
+/// not yet handed over) waits instead of running ahead on the first fetch's topic.
 #[test]
-fn merged_topics_are_processed_in_timestamp_order() {
-    create_topic("tso-a", 1);
-    create_topic("tso-b", 1);
-    create_topic("tso-out", 1);
+fn merged_topics_are_processed_in_timestamp_order_at_default_idle() {
+    merged_in_timestamp_order("tso", &[]);
+}
+
+/// The same with fetches of one record batch each (only the first partition with data gets one),
+/// so the two topics arrive in separate fetches and the task must wait for the other.
+#[test]
+fn merged_topics_fetched_one_batch_at_a_time_are_processed_in_timestamp_order() {
+    merged_in_timestamp_order("tsf", &[("consumer.max.partition.fetch.bytes", "1")]);
+}
+
+/// The same with some idle time: the lag rules decide, the idle time only adds a wait once both
+/// partitions are caught up.
+#[test]
+fn merged_topics_are_processed_in_timestamp_order_with_idle_time() {
+    merged_in_timestamp_order("tsi", &[("max.task.idle.ms", "100")]);
+}
+
+fn merged_in_timestamp_order(app: &str, extra: &[(&str, &str)]) {
+    let (ta, tb, tout) = (format!("{app}-a"), format!("{app}-b"), format!("{app}-out"));
+    create_topic(&ta, 1);
+    create_topic(&tb, 1);
+    create_topic(&tout, 1);
     let base = 1_700_000_000_000i64;
     let a: Vec<(String, i64)> = (0..10)
         .map(|i| (format!("a{}", 2 * i), base + 2 * i))
@@ -1120,25 +1307,24 @@ fn merged_topics_are_processed_in_timestamp_order() {
         produce_at(topic, &recs);
     };
     // Both topics are complete before the application starts, so the task has both to choose from.
-    produce_all("tso-a", &a);
-    produce_all("tso-b", &b);
+    produce_all(&ta, &a);
+    produce_all(&tb, &b);
     let builder = StreamsBuilder::new();
     let s = Serdes::string;
     builder
-        .stream("tso-a", Consumed::with(s(), s()))
-        .merge(&builder.stream("tso-b", Consumed::with(s(), s())))
-        .to("tso-out", Produced::with(s(), s()));
+        .stream(&ta, Consumed::with(s(), s()))
+        .merge(&builder.stream(&tb, Consumed::with(s(), s())))
+        .to(&tout, Produced::with(s(), s()));
     let dir = tempfile::tempdir().unwrap();
-    // With max.task.idle.ms 0 the task would take whatever the first fetch brought (strom does
-    // not yet wait on known lag as KIP-695 does), so which topic comes first would depend on the
-    // fetch; a few seconds of idling makes the task wait for both partitions, as in Kafka.
-    let mut app = KafkaStreams::new(
-        builder.build().unwrap(),
-        config("tso", dir.path(), &[("max.task.idle.ms", "5000")]),
-    )
-    .unwrap();
+    let mut app =
+        KafkaStreams::new(builder.build().unwrap(), config(app, dir.path(), extra)).unwrap();
     app.start().unwrap();
-    let got = consume_until("tso-out", |r| r.len() >= 20);
+    let got = consume_until(&tout, |r| r.len() >= 20);
+    // Then a record on one topic alone (the other caught up, lag 0) is processed promptly.
+    let started = std::time::Instant::now();
+    produce_at(&ta, &[("k", "late", base + 100)]);
+    let got_late = consume_until(&tout, |r| r.len() >= 21);
+    let waited = started.elapsed();
     app.close();
     let vals: Vec<String> = got
         .iter()
@@ -1148,6 +1334,11 @@ fn merged_topics_are_processed_in_timestamp_order() {
     want.sort_by_key(|(_, ts)| *ts);
     let want: Vec<String> = want.into_iter().map(|(s, _)| s).collect();
     assert_eq!(vals, want);
+    assert_eq!(
+        got_late.last().and_then(|(_, v)| v.clone()),
+        Some(b"late".to_vec())
+    );
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
 }
 
 /// Every store restoration an instance reports (Kafka's StateRestoreListener).

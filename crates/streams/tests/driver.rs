@@ -437,6 +437,48 @@ fn session_windows_merge_and_drop_late() {
             "k[22,30]=2",
         ]
     );
+    // The store holds the sessions still in retention (Kafka's ReadOnlySessionStore): [0,5]
+    // ended before stream time 30 - retention 10 (gap + grace) and was dropped.
+    i.pipe_input_at(Some(&"j".to_string()), v.as_ref(), 31)
+        .unwrap();
+    let st = d.session_store::<String, i64>("sessions").unwrap();
+    let at = |key: &str, start, end, n| {
+        (
+            Windowed {
+                key: key.to_string(),
+                window: Window::new(start, end),
+            },
+            n,
+        )
+    };
+    let (j, k) = ("j".to_string(), "k".to_string());
+    assert_eq!(st.fetch(&k).unwrap(), vec![at("k", 22, 30, 2)]);
+    assert_eq!(st.fetch(&j).unwrap(), vec![at("j", 31, 31, 1)]);
+    assert!(st.fetch(&"x".to_string()).unwrap().is_empty());
+    // Ending at or after / starting at or before.
+    assert!(st.find_sessions(&k, 31, i64::MAX).unwrap().is_empty());
+    assert!(st.find_sessions(&k, i64::MIN, 21).unwrap().is_empty());
+    assert_eq!(
+        st.find_sessions(&k, 30, 22).unwrap(),
+        vec![at("k", 22, 30, 2)]
+    );
+    assert_eq!(
+        st.fetch_range(None, None).unwrap(),
+        vec![at("j", 31, 31, 1), at("k", 22, 30, 2)]
+    );
+    assert_eq!(
+        st.fetch_range(Some(&k), None).unwrap(),
+        vec![at("k", 22, 30, 2)]
+    );
+    assert_eq!(
+        st.fetch_range(None, Some(&j)).unwrap(),
+        vec![at("j", 31, 31, 1)]
+    );
+    assert!(
+        d.window_store::<String, i64>("sessions").is_err(),
+        "not a window store"
+    );
+    assert!(d.session_store::<String, i64>("nope").is_err());
 }
 
 #[test]
