@@ -722,6 +722,9 @@ fn run_sink(
         ("enable.auto.commit", "false"),
         ("auto.offset.reset", "earliest"),
         ("enable.partition.eof", "false"),
+        // librdkafka pauses a partition's fetches for 1 s once its local queue is full; Java's
+        // consumer does not, and a sink fed as fast as it drains would idle (see strom-streams).
+        ("fetch.queue.backoff.ms", "10"),
     ] {
         if consumer_config.get(k).is_none() {
             consumer_config.set(k, v);
