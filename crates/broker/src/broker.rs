@@ -22,8 +22,9 @@ pub struct Broker {
     pub txn: crate::txn::TransactionCoordinator,
     /// Counters for the metrics endpoint (`metrics.listener`).
     pub metrics: crate::metrics::Metrics,
-    /// Bumped after every append, so long-polling fetches wake up and look again.
-    appended: watch::Sender<u64>,
+    /// Bumped after every append and high-watermark move, so long-polling fetches and acks=all
+    /// producers wake up and look again.
+    appended: crate::replica::Progress,
     /// New at every start: the controller tells a restart of this node from a second process
     /// with the same node.id by it.
     pub incarnation_id: uuid::Uuid,
@@ -46,7 +47,8 @@ impl Broker {
         let dir = config.data_dir().to_path_buf();
         let incarnation_id = uuid::Uuid::new_v4();
         let topic_configs = TopicConfigs::new(&config);
-        let replicas = ReplicaManager::new(dir, config.node_id);
+        let appended = crate::replica::Progress::new();
+        let replicas = ReplicaManager::new(dir, config.node_id, appended.clone());
         let image = metadata.image();
         // Dynamic broker configs (AlterConfigs) change topic defaults: load them first.
         topic_configs.set_dynamic(crate::log_manager::dynamic_broker_configs(
@@ -59,7 +61,6 @@ impl Broker {
                 .open_topic(topic, log_config)
                 .with_context(|| format!("opening the logs of topic {}", topic.name))?;
         }
-        let (appended, _) = watch::channel(0);
         let groups =
             crate::group::GroupCoordinator::new(crate::group::GroupConfig::from_broker(&config));
         let broker = Arc::new(Broker {
@@ -96,7 +97,7 @@ impl Broker {
     }
 
     pub fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        self.appended.notify();
     }
 
     pub fn subscribe_appended(&self) -> watch::Receiver<u64> {

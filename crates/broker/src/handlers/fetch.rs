@@ -106,7 +106,6 @@ fn read_once(
     };
     let follower = from_follower(req, ctx.version);
     let now = super::now_ms();
-    let mut hw_moved = false;
     let mut not_leader = Vec::new();
     let image = broker.metadata.image();
     let mut remaining = req.max_bytes.max(0) as usize;
@@ -173,7 +172,6 @@ fn read_once(
             if follower {
                 let update =
                     partition.update_follower_fetch(replica_id, p.fetch_offset, leader_leo, now);
-                hw_moved |= update.high_watermark_changed;
                 if let Some(change) = update.expand_isr {
                     crate::replica::request_isr_change(broker, partition.clone(), change);
                 }
@@ -248,10 +246,6 @@ fn read_once(
                 .with_topic_id(t.topic_id)
                 .with_partitions(partitions),
         );
-    }
-    if hw_moved {
-        // Waiting acks=all producers and consumers' long polls look again.
-        broker.notify_appended();
     }
     // Sessionless answers (session id 0): every fetch is a full fetch, which KIP-227 allows.
     let mut resp = FetchResponse::default()

@@ -29,10 +29,12 @@ pub struct ReplicaManager {
     /// `__consumer_offsets` partitions whose groups the group coordinator holds (cluster only;
     /// `None` until the first image is applied).
     coordinating: Mutex<Option<BTreeSet<i32>>>,
+    /// Handed to every partition: its high-watermark moves wake the broker's waiters.
+    progress: super::Progress,
 }
 
 impl ReplicaManager {
-    pub fn new(dir: PathBuf, node_id: i32) -> ReplicaManager {
+    pub fn new(dir: PathBuf, node_id: i32, progress: super::Progress) -> ReplicaManager {
         ReplicaManager {
             dir,
             node_id,
@@ -41,6 +43,7 @@ impl ReplicaManager {
             applying: Mutex::new(()),
             opening: Mutex::new(()),
             coordinating: Mutex::new(None),
+            progress,
         }
     }
 
@@ -79,6 +82,7 @@ impl ReplicaManager {
                 log,
                 self.node_id,
                 p,
+                self.progress.clone(),
             ));
             self.topics
                 .write()

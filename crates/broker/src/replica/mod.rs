@@ -12,10 +12,12 @@ pub mod config;
 pub(crate) mod fetcher;
 mod manager;
 mod partition;
+mod progress;
 
 pub use config::ReplicaConfig;
 pub use manager::ReplicaManager;
 pub use partition::{IsrChange, Partition, Role};
+pub use progress::Progress;
 
 use crate::broker::Broker;
 use std::sync::Arc;
@@ -145,9 +147,7 @@ pub async fn await_replicated(
             return Err(NotReplicated::NotLeader);
         }
         // A single-replica ISR advances the high watermark on its own next check.
-        if partition.maybe_increment_high_watermark() {
-            broker.notify_appended();
-        }
+        partition.maybe_increment_high_watermark();
         if partition.high_watermark() >= required {
             return Ok(());
         }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use strom_log::Log;
 use strom_meta::PartitionMeta;
+
+use super::Progress;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +77,13 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// The value last written to the log's high-watermark checkpoint.
     checkpointed_hw: AtomicI64,
+    /// Signalled by every high-watermark move (see `Progress`).
+    progress: Progress,
 }
 
 /// A follower fetch's effect on the leader.
 #[derive(Debug, Default)]
 pub struct FollowerUpdate {
-    pub high_watermark_changed: bool,
     /// The ISR to request (with the follower added), when it just caught up.
     pub expand_isr: Option<IsrChange>,
 }
@@ -102,6 +105,7 @@ impl Partition {
         log: Log,
         node_id: i32,
         meta: &PartitionMeta,
+        progress: Progress,
     ) -> Partition {
         // Never expose more than was committed before a restart.
         let hw = log
@@ -125,6 +129,7 @@ impl Partition {
             }),
             high_watermark: AtomicI64::new(hw),
             checkpointed_hw: AtomicI64::new(hw),
+            progress,
         };
         partition.apply(meta, now_ms());
         partition
@@ -269,7 +274,11 @@ impl Partition {
             return false;
         }
         let previous = self.high_watermark.fetch_max(candidate, Ordering::AcqRel);
-        previous < candidate
+        let moved = previous < candidate;
+        if moved {
+            self.progress.notify();
+        }
+        moved
     }
 
     /// Follower only: the leader's high watermark from a fetch response.
@@ -341,10 +350,9 @@ impl Partition {
                 });
             }
         }
-        FollowerUpdate {
-            high_watermark_changed: self.maybe_increment_high_watermark(),
-            expand_isr: expand,
-        }
+        // A move wakes acks=all producers and long polls (through `progress`).
+        self.maybe_increment_high_watermark();
+        FollowerUpdate { expand_isr: expand }
     }
 
     /// Leader only: the ISR without the followers that have not caught up for `lag_ms`
