@@ -203,7 +203,11 @@ class Cluster:
         self.h, self.system, self.dir = h, system, rundir
         ports = {i: h.port + 10 * (i - 1) for i in range(1, CLUSTER_SIZE + 1)}
         voters = ",".join("%d@%s:%d" % (i, HOST, p + 1) for i, p in ports.items())
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        # As Kafka's Uuid.randomUuid: never an id starting with '-', which kafka-storage would take
+        # for an option (format then fails with its usage text).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         self.nodes = {i: Server(h, system, os.path.join(rundir, "node%d" % i), port=p,
                                 node=dict(node_id=i, voters=voters, cluster_id=cluster_id))
                       for i, p in ports.items()}

@@ -85,7 +85,13 @@ JVM=(${KAFKA_HEAP_OPTS:--Xmx1g -Xms256m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -D
      "-Dlog4j2.configurationFile=$DIR/log4j2.properties" "-Dkafka.logs.dir=$DIR/logs" ${KAFKA_JVM_OPTS:-})
 
 if [[ ! -f "$DIR/data/meta.properties" ]]; then
-  [[ -n "$CLUSTER_ID" ]] || CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # Never an id starting with '-' (as Kafka's Uuid.randomUuid): kafka-storage would read it as an option.
+  if [[ -z "$CLUSTER_ID" ]]; then
+    CLUSTER_ID="-"
+    while [[ "$CLUSTER_ID" == -* ]]; do
+      CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
+  fi
   "$JAVA" "${JVM[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
     -t "$CLUSTER_ID" -c "$DIR/server.properties" >"$DIR/logs/format.log" 2>&1 || {
       cat "$DIR/logs/format.log" >&2; echo "kafka-run.sh: storage format failed" >&2; exit 1; }
