@@ -1493,21 +1493,16 @@ impl<K: Data + Clone, V: Data> SlidingWindowedKStream<K, V> {
         let name = b.new_name("KSTREAM-AGGREGATE-");
         let src = self.grouped.prepared(&store);
         let ks = m.key_serde.clone().or_else(|| self.grouped.ks.clone());
-        let (Some(ks), Some(eks), Some(evs), Some(ein)) = (
-            ks.clone(),
-            erased(&ks),
-            erased(&m.value_serde),
-            erased(&self.grouped.vs),
-        ) else {
+        let (Some(ks), Some(eks), Some(evs)) = (ks.clone(), erased(&ks), erased(&m.value_serde))
+        else {
             b.error(format!(
-                "sliding-window store {store} needs key, value and aggregate serdes"
+                "sliding-window store {store} needs key and aggregate serdes"
             ));
             return KTable::dangling(b, name);
         };
         let w = self.windows;
-        let records = format!("{store}-records");
-        let (st, rs) = (store.clone(), records.clone());
-        let (k2, v2, i2) = (eks.clone(), evs.clone(), ein.clone());
+        let st = store.clone();
+        let (k2, v2) = (eks.clone(), evs.clone());
         let init: Arc<dyn Fn() -> Dyn + Send + Sync> = Arc::new(move || Arc::new(init()) as Dyn);
         let aggregator = Arc::new(aggregator);
         let erased_agg: ErasedAgg = Arc::new(move |k: &Dyn, v: &Dyn, old: Option<&Dyn>| {
@@ -1529,17 +1524,14 @@ impl<K: Data + Clone, V: Data> SlidingWindowedKStream<K, V> {
             Arc::new(move || {
                 Box::new(SlidingAggregateProcessor {
                     store: st.clone(),
-                    records: rs.clone(),
                     ks: k2.clone(),
                     vs: v2.clone(),
-                    in_vs: i2.clone(),
                     init: init.clone(),
                     agg: erased_agg.clone(),
                     wrap: wrap.clone(),
                     d: w.time_difference_ms,
                     grace: w.grace_ms,
                     observed: i64::MIN,
-                    seq: 0,
                 }) as Box<dyn Processor>
             }),
             &[&src.node],
@@ -1556,20 +1548,6 @@ impl<K: Data + Clone, V: Data> SlidingWindowedKStream<K, V> {
                 caching: false,
                 key_serde: Some(eks.clone()),
                 value_serde: Some(evs),
-            },
-            &[&name],
-        );
-        b.add_store(
-            StoreDef {
-                name: records,
-                kind: StoreKind::Window {
-                    retention_ms: retention,
-                    retain_duplicates: true,
-                },
-                logging: m.logging,
-                caching: false,
-                key_serde: Some(eks),
-                value_serde: Some(ein),
             },
             &[&name],
         );

@@ -746,24 +746,225 @@ impl Processor for TableAggregateProcessor {
     }
 }
 
-/// Kafka's sliding-window aggregation: the windows are those that records define, each of size
-/// `d` with both ends inclusive: a record at t opens [t - d, t] and, when a later record follows
-/// within d, [t + 1, t + 1 + d]. The raw records of the key are kept (a logged window store,
-/// `records`), and every window a record touches is recomputed from them, so out-of-order records
-/// within the grace period give the same results as in-order ones.
+/// Kafka's sliding-window aggregation (KStreamSlidingWindowAggregate): the windows are those that
+/// records define, each of size `d` with both ends inclusive: a record at t opens its left window
+/// [t - d, t] and, when a later record falls within d after it, its right window [t + 1, t + 1 + d].
+/// Only the aggregates are stored (each window's timestamp is its newest record's): a record
+/// updates the stored windows it falls into and creates its missing windows from the aggregates
+/// of its neighbours, in the same order as Kafka, so every update matches Kafka's record for record.
 pub struct SlidingAggregateProcessor {
     pub store: String,
-    pub records: String,
     pub ks: ErasedSerde,
     pub vs: ErasedSerde,
-    pub in_vs: ErasedSerde,
     pub init: Arc<dyn Fn() -> Dyn + Send + Sync>,
     pub agg: ErasedAgg,
     pub wrap: WrapWindowed,
     pub d: i64,
     pub grace: i64,
     pub observed: i64,
-    pub seq: u32,
+}
+
+/// A stored sliding window: its start, the timestamp of its newest record and its aggregate.
+struct SlidingWindow {
+    start: i64,
+    ts: i64,
+    agg: Dyn,
+}
+
+/// What a record found among the stored windows around it.
+#[derive(Default)]
+struct SlidingNeighbours {
+    /// Starts of the windows fetched, so that no window is created twice.
+    starts: std::collections::HashSet<i64>,
+    /// The aggregate that the record's left window starts from (the previous record's window).
+    left: Option<(i64, Dyn)>,
+    /// The aggregate of the later records, which the record's right window takes as is.
+    right: Option<(i64, Dyn)>,
+    left_exists: bool,
+    right_exists: bool,
+    /// The newest record before this one that is within 2d of it.
+    previous: Option<i64>,
+}
+
+/// The record being aggregated.
+struct SlidingInput<'a> {
+    key: &'a Dyn,
+    kb: &'a [u8],
+    value: &'a Dyn,
+    ts: i64,
+    close: i64,
+}
+
+impl SlidingAggregateProcessor {
+    /// Stored windows of the key with start in [from, to], in ascending start order.
+    fn fetch(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        kb: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SlidingWindow>> {
+        ctx.store(&self.store)?
+            .window_fetch(kb, from, to)?
+            .into_iter()
+            .map(|(start, _, ts, b)| {
+                Ok(SlidingWindow {
+                    start,
+                    ts,
+                    agg: (self.vs.de)(&self.store, &b)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds the record to the window starting at `start` whose aggregate so far is `old` (with
+    /// its timestamp), stores and forwards the result; a closed window is left as it is.
+    fn update(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        r: &SlidingInput<'_>,
+        start: i64,
+        old: (i64, Dyn),
+    ) -> Result<()> {
+        let end = start + self.d;
+        if end < r.close {
+            tracing::debug!(
+                node = ctx.node_name(),
+                start,
+                end,
+                "skipping record for expired sliding window"
+            );
+            return Ok(());
+        }
+        let (old_ts, old) = old;
+        let Some(agg) = (self.agg)(r.key, r.value, Some(&old)) else {
+            return Ok(());
+        };
+        let ts = r.ts.max(old_ts);
+        self.put_and_forward(ctx, r, start, ts, agg, Some(old))
+    }
+
+    fn put_and_forward(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        r: &SlidingInput<'_>,
+        start: i64,
+        ts: i64,
+        agg: Dyn,
+        old: Option<Dyn>,
+    ) -> Result<()> {
+        let ab = (self.vs.ser)(&self.store, &agg)?;
+        ctx.store(&self.store)?
+            .window_put(r.kb, start, 0, Some(&ab), ts)?;
+        if let Some(wk) = (self.wrap)(r.key, Window::new(start, start + self.d)) {
+            let change = Change {
+                new: Some(agg),
+                old,
+            };
+            ctx.forward(Record::new(Some(wk), Some(Arc::new(change)), ts))?;
+        }
+        Ok(())
+    }
+
+    /// The record's right window [ts + 1, ts + 1 + d] holds exactly the later records that
+    /// `right` aggregates, so it takes that aggregate and its timestamp unchanged.
+    fn create_right(
+        &self,
+        ctx: &mut ProcessorContext<'_>,
+        r: &SlidingInput<'_>,
+        n: &SlidingNeighbours,
+    ) -> Result<()> {
+        match &n.right {
+            Some((t, agg)) if !n.right_exists && *t > r.ts => {
+                self.put_and_forward(ctx, r, r.ts + 1, *t, agg.clone(), None)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A record at or after d: walks the stored windows from the latest start (ts + 1) back to
+    /// ts - 2d, adding the record to those holding it, until it meets the previous record's
+    /// window.
+    fn process_window(&self, ctx: &mut ProcessorContext<'_>, r: &SlidingInput<'_>) -> Result<()> {
+        let mut n = SlidingNeighbours::default();
+        let windows = self.fetch(ctx, r.kb, (r.ts - 2 * self.d).max(0), r.ts + 1)?;
+        for w in windows.into_iter().rev() {
+            n.starts.insert(w.start);
+            let end = w.start + self.d;
+            if w.start == r.ts + 1 {
+                n.right_exists = true;
+            } else if end > r.ts {
+                if n.right.is_none() {
+                    n.right = Some((w.ts, w.agg.clone()));
+                }
+                self.update(ctx, r, w.start, (w.ts, w.agg))?;
+            } else if end == r.ts {
+                n.left_exists = true;
+                self.update(ctx, r, w.start, (w.ts, w.agg))?;
+                if w.ts >= r.ts {
+                    // Another record has this timestamp: its windows are all there already.
+                    return Ok(());
+                }
+                n.previous = Some(w.ts);
+            } else {
+                n.previous = Some(w.ts);
+                n.left = Some((w.ts, w.agg));
+                break;
+            }
+        }
+        // The previous record's right window, when this record is the first one after it.
+        if let Some(p) = n.previous
+            && !n.starts.contains(&(p + 1))
+            && p + 1 + self.d >= r.ts
+        {
+            self.update(ctx, r, p + 1, (r.ts, (self.init)()))?;
+        }
+        if !n.left_exists {
+            let base = match (&n.left, n.previous) {
+                (Some((_, agg)), Some(p)) if r.ts - self.d <= p => agg.clone(),
+                _ => (self.init)(),
+            };
+            self.update(ctx, r, r.ts - self.d, (r.ts, base))?;
+        }
+        self.create_right(ctx, r, &n)
+    }
+
+    /// A record before d: windows cannot start before 0, so every such record goes into the
+    /// window [0, d], which stands in for their left windows.
+    fn process_early(&self, ctx: &mut ProcessorContext<'_>, r: &SlidingInput<'_>) -> Result<()> {
+        let mut n = SlidingNeighbours::default();
+        let mut combined = None;
+        for w in self.fetch(ctx, r.kb, 0, r.ts + 1)? {
+            n.starts.insert(w.start);
+            if w.start == 0 {
+                if w.ts < r.ts {
+                    n.previous = Some(w.ts);
+                }
+                combined = Some((w.ts, w.agg));
+            } else if w.start <= r.ts {
+                n.right = Some((w.ts, w.agg.clone()));
+                self.update(ctx, r, w.start, (w.ts, w.agg))?;
+            } else {
+                n.right_exists = true;
+            }
+        }
+        // With no right window found, the combined window holds only later records (had it held
+        // earlier and later ones, a right window would have been found).
+        if n.right.is_none()
+            && let Some((t, agg)) = &combined
+            && *t > r.ts
+        {
+            n.right = Some((*t, agg.clone()));
+        }
+        self.create_right(ctx, r, &n)?;
+        if let Some(p) = n.previous
+            && !n.starts.contains(&(p + 1))
+        {
+            self.update(ctx, r, p + 1, (r.ts, (self.init)()))?;
+        }
+        let combined = combined.unwrap_or_else(|| (r.ts, (self.init)()));
+        self.update(ctx, r, 0, combined)
+    }
 }
 
 impl Processor for SlidingAggregateProcessor {
@@ -774,79 +975,35 @@ impl Processor for SlidingAggregateProcessor {
         let ts = r.timestamp;
         self.observed = self.observed.max(ts);
         let close = self.observed.saturating_sub(self.grace);
-        // The latest window holding this record ends at ts + d (a right window of an earlier
-        // record); when even that one has closed, the record is late.
-        if ts.saturating_add(self.d) < close {
+        // The latest window holding this record ends at ts + 1 + d (its own right window); when
+        // even that one has closed, the record is late.
+        if ts.saturating_add(1).saturating_add(self.d) <= close {
             tracing::debug!(
                 node = ctx.node_name(),
                 "skipping late record for sliding windows"
             );
             return Ok(());
         }
+        if ts < 0 {
+            tracing::warn!(
+                node = ctx.node_name(),
+                ts,
+                "skipping record with a negative timestamp for sliding windows"
+            );
+            return Ok(());
+        }
         let kb = (self.ks.ser)(&self.store, k)?;
-        let vb = (self.in_vs.ser)(&self.records, v)?;
-        self.seq = self.seq.wrapping_add(1);
-        ctx.store(&self.records)?
-            .window_put(&kb, ts, self.seq, Some(&vb), ts)?;
-        let near: Vec<i64> = ctx
-            .store(&self.records)?
-            .window_fetch(&kb, ts - 2 * self.d - 1, ts + 2 * self.d + 1)?
-            .into_iter()
-            .map(|(t, _, _, _)| t)
-            .collect();
-        // Windows defined by the records near ts that contain ts.
-        let mut starts = std::collections::BTreeSet::new();
-        for &t in &near {
-            let left = t - self.d;
-            if left <= ts && ts <= t {
-                starts.insert(left);
-            }
-            let right = t + 1;
-            let has_later = near.iter().any(|&u| u > t && u <= t + 1 + self.d);
-            if has_later && right <= ts && ts <= right + self.d {
-                starts.insert(right);
-            }
+        let input = SlidingInput {
+            key: k,
+            kb: &kb,
+            value: v,
+            ts,
+            close,
+        };
+        if ts < self.d {
+            self.process_early(ctx, &input)
+        } else {
+            self.process_window(ctx, &input)
         }
-        // The record's own right window, when a later record falls within it (out of order).
-        if near.iter().any(|&u| u > ts && u <= ts + 1 + self.d) {
-            starts.insert(ts + 1);
-        }
-        for start in starts {
-            let end = start + self.d;
-            if end < close {
-                continue;
-            }
-            let recs = ctx.store(&self.records)?.window_fetch(&kb, start, end)?;
-            if recs.is_empty() {
-                continue;
-            }
-            let mut agg = (self.init)();
-            let mut max_ts = i64::MIN;
-            for (t, _, _, b) in &recs {
-                let val = (self.in_vs.de)(&self.records, b)?;
-                if let Some(a) = (self.agg)(k, &val, Some(&agg)) {
-                    agg = a;
-                }
-                max_ts = max_ts.max(*t);
-            }
-            let old = ctx
-                .store(&self.store)?
-                .window_fetch(&kb, start, start)?
-                .into_iter()
-                .next()
-                .map(|(_, _, _, b)| (self.vs.de)(&self.store, &b))
-                .transpose()?;
-            let ab = (self.vs.ser)(&self.store, &agg)?;
-            ctx.store(&self.store)?
-                .window_put(&kb, start, 0, Some(&ab), max_ts)?;
-            if let Some(wk) = (self.wrap)(k, Window::new(start, end)) {
-                let change = Change {
-                    new: Some(agg),
-                    old,
-                };
-                ctx.forward(Record::new(Some(wk), Some(Arc::new(change)), max_ts))?;
-            }
-        }
-        Ok(())
     }
 }

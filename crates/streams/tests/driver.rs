@@ -609,16 +609,58 @@ fn sliding_windows_by_definition() {
             .collect::<Vec<_>>()
     };
     assert_eq!(step(10), vec!["[0,10]=1"]);
-    // 15: its left window [5,15] holds 10 and 15; 10's right window [11,21] holds 15.
-    assert_eq!(step(15), vec!["[5,15]=2", "[11,21]=1"]);
-    // 12 arrives out of order (within grace): every window holding 12 is recomputed.
+    // 15: 10's right window [11,21] is created first (it holds 15 only), then 15's left window
+    // [5,15] from [0,10]'s aggregate (10 and 15), as Kafka does.
+    assert_eq!(step(15), vec!["[11,21]=1", "[5,15]=2"]);
+    // 12 arrives out of order (within grace): the windows holding it are updated from the latest
+    // start down, then its left window is created from [0,10] and its right window [13,23] takes
+    // the aggregate of [11,21] before 12 was added (15 alone).
     assert_eq!(
         step(12),
-        vec!["[2,12]=2", "[5,15]=3", "[11,21]=2", "[13,23]=1"]
+        vec!["[11,21]=2", "[5,15]=3", "[2,12]=2", "[13,23]=1"]
     );
     // 40 moves stream time: windows ending before 40 - 5 are closed; 14 is late for all of them.
     assert_eq!(step(40), vec!["[30,40]=1"]);
     assert_eq!(step(14), Vec::<String>::new());
+}
+
+#[test]
+fn sliding_windows_early_records_and_shared_timestamps_as_kafka() {
+    let b = StreamsBuilder::new();
+    b.stream("in", Consumed::with(s(), s()))
+        .group_by_key(Grouped::with(s(), s()))
+        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(100),
+        ))
+        .count(Materialized::as_("sliding"))
+        .to_stream()
+        .map(|k, v| {
+            let w = k.unwrap();
+            (format!("[{},{}]", w.window.start, w.window.end), *v)
+        })
+        .to("out", Produced::with(s(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let mut i = d.create_input_topic("in", s(), s());
+    let (k, v) = (Some("k".to_string()), Some("x".to_string()));
+    let out = d.create_output_topic("out", s(), Serdes::i64());
+    let mut step = |ts: i64| {
+        i.pipe_input_at(k.as_ref(), v.as_ref(), ts).unwrap();
+        out.read_key_values_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| format!("{}={}", k.unwrap(), v.unwrap()))
+            .collect::<Vec<_>>()
+    };
+    // Records before d share the window [0,d] instead of left windows starting before 0.
+    assert_eq!(step(3), vec!["[0,10]=1"]);
+    assert_eq!(step(3), vec!["[0,10]=2"]);
+    // 3's right window [4,14] is created before [0,10] takes 5.
+    assert_eq!(step(5), vec!["[4,14]=1", "[0,10]=3"]);
+    assert_eq!(step(12), vec!["[4,14]=2", "[6,16]=1", "[2,12]=4"]);
+    // A second record at 12 finds its left window holding a record at 12: all its windows exist,
+    // so it only updates them, latest start first.
+    assert_eq!(step(12), vec!["[6,16]=2", "[4,14]=3", "[2,12]=5"]);
 }
 
 #[test]
