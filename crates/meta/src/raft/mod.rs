@@ -241,13 +241,14 @@ impl Quorum {
             .map(|(id, addr)| (*id as u64, BasicNode::new(addr)))
             .collect();
         // Every voter initialises with the same membership on its first start (allowed by
-        // openraft): no format step, and no node is special. A controller started without
-        // voters joins a running quorum: it waits, uninitialised, until AddVoter adds it.
-        if !voters.is_empty()
-            && !raft.is_initialized().await.unwrap_or(true)
-            && let Err(e) = raft.initialize(voters.clone()).await
-        {
-            tracing::debug!(error = %e, "Raft initialize");
+        // openraft): no format step. A controller started without voters joins a running
+        // quorum: it waits, uninitialised, until AddVoter adds it.
+        if !voters.is_empty() && !raft.is_initialized().await.unwrap_or(true) {
+            tokio::spawn(initialize_in_turn(
+                raft.clone(),
+                cfg.node_id as u64,
+                voters.clone(),
+            ));
         }
         listener
             .set_nonblocking(true)
@@ -675,5 +676,29 @@ async fn agree_cluster_id(
                 .await;
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    }
+}
+
+/// How long each voter waits behind the one before it, on a first start, before it
+/// initialises the quorum itself. One election round fits in it easily.
+const INITIALIZE_STAGGER: Duration = Duration::from_millis(300);
+
+/// Initialise a pristine quorum, lowest voter id first. `initialize` starts an election at
+/// once, so voters that all initialise together split the first vote and wait a whole
+/// election timeout for a second round. Here the others wait their turn: by then the first
+/// one's vote request has reached them (which counts as initialised) and they stand aside.
+/// If it never came (that voter is down), the next in line initialises.
+async fn initialize_in_turn(
+    raft: Raft<TypeConfig>,
+    node_id: u64,
+    voters: BTreeMap<u64, BasicNode>,
+) {
+    let rank = voters.keys().position(|id| *id == node_id).unwrap_or(0);
+    tokio::time::sleep(INITIALIZE_STAGGER * rank as u32).await;
+    if raft.is_initialized().await.unwrap_or(true) {
+        return;
+    }
+    if let Err(e) = raft.initialize(voters).await {
+        tracing::debug!(error = %e, "Raft initialize");
     }
 }

@@ -154,9 +154,23 @@ impl PeerClient {
     where
         E: std::error::Error,
     {
+        // A vote request keeps knocking while the peer is not listening yet: voters started
+        // together come up a few milliseconds apart, and a vote lost to that costs a whole
+        // election timeout. Other RPCs report the peer unreachable at once (openraft backs off).
+        let wait_for_listener = matches!(rpc, Rpc::Vote(_));
         let result = tokio::time::timeout(timeout, async {
             if self.conn.is_none() {
-                let s = TcpStream::connect(&self.addr).await?;
+                let s = loop {
+                    match TcpStream::connect(&self.addr).await {
+                        Err(e)
+                            if wait_for_listener
+                                && e.kind() == std::io::ErrorKind::ConnectionRefused =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        other => break other?,
+                    }
+                };
                 let _ = s.set_nodelay(true);
                 self.conn = Some(s);
             }
