@@ -20,6 +20,7 @@ mod index_file;
 pub mod leader_epoch;
 pub mod log;
 mod partition_metadata;
+mod pread;
 mod producer_expiration;
 pub mod producer_state;
 mod recompress;

@@ -264,9 +264,7 @@ impl LogSegment {
         }
         let available = end - first.position;
         let read_len = (max_bytes.max(first_len) as u64).min(available) as usize;
-        let mut buf = vec![0u8; read_len];
-        self.file
-            .read_exact_at(&mut buf, first.position)
+        let buf = crate::pread::read_exact_at(&self.file, read_len, first.position)
             .map_err(|e| LogError::io("reading segment", &self.path, e))?;
         // Keep whole batches below max_offset only.
         let mut keep = 0usize;

@@ -362,7 +362,15 @@ fn encode_response(
 ) -> Result<BytesMut, String> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(version);
-    let mut out = BytesMut::with_capacity(256);
+    // A fetch answer carries up to megabytes of records: sized up front, the buffer is not
+    // regrown (and recopied) a dozen times on the way.
+    let body_size = match body {
+        ResponseKind::Fetch(fetch) => {
+            kafka_protocol::protocol::Encodable::compute_size(fetch, version).unwrap_or(0)
+        }
+        _ => 0,
+    };
+    let mut out = BytesMut::with_capacity(256 + body_size);
     out.put_i32(0);
     header
         .encode(&mut out, header_version)
