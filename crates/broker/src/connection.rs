@@ -4,12 +4,14 @@
 //! the response is sent); clients pipeline by keeping several requests in flight on the socket.
 
 use crate::broker::Broker;
+use crate::handlers::response::Response;
 use crate::handlers::{self, ConnectionContext};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, listener: Arc<str>) {
     let _ = stream.set_nodelay(true);
@@ -31,8 +33,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, lis
         match handlers::handle(&broker, &ctx, frame.freeze()).await {
             Ok(response) => {
                 if let Some(response) = response
-                    && writer.write_all(&response).await.is_err()
+                    && let Err(e) = write_response(&mut writer, response).await
                 {
+                    tracing::debug!(%peer, error = %e, "closing connection: writing a response");
                     break;
                 }
                 // Batch responses to pipelined requests into one write; flush once nothing
@@ -48,6 +51,21 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, lis
         }
     }
     let _ = writer.flush().await;
+}
+
+/// One response: its bytes, with each spliced file range sent from the page cache in its place.
+async fn write_response(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    response: Response,
+) -> std::io::Result<()> {
+    let mut at = 0;
+    for (position, range) in &response.splices {
+        writer.write_all(&response.bytes[at..*position]).await?;
+        writer.flush().await?;
+        crate::sendfile::send_range(writer.get_ref().as_ref(), range).await?;
+        at = *position;
+    }
+    writer.write_all(&response.bytes[at..]).await
 }
 
 /// Read one request body of `size` bytes straight into the buffer's spare capacity: zero-filling a

@@ -18,6 +18,7 @@ pub mod log_manager;
 pub mod metrics;
 pub mod producer_id_manager;
 pub mod replica;
+mod sendfile;
 pub mod server;
 pub mod topic_config;
 pub mod txn;

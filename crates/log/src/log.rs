@@ -26,6 +26,7 @@ use crate::txn_index::{AbortedTxn, TxnIndex};
 use crate::validate::{self, ValidBatch};
 
 pub use crate::config::{LogConfig, TimestampType};
+use crate::file_range::FileRange;
 
 /// Present in the partition directory only between a clean `close` and the next `open`.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strom_cleanshutdown";
@@ -598,6 +599,26 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<FetchSlice> {
+        Ok(
+            match self.read_range(offset, max_bytes, max_offset, min_one_batch)? {
+                Some(range) => FetchSlice {
+                    records: range.read()?,
+                    first_offset: range.first_offset,
+                },
+                None => FetchSlice::empty(),
+            },
+        )
+    }
+
+    /// Where [`Self::read`]'s batches lie in their segment file, without reading them; `None`
+    /// when there are none.
+    pub fn read_range(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<FileRange>> {
         let snapshot = self.snapshot();
         if offset < snapshot.log_start_offset || offset > snapshot.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -607,7 +628,7 @@ impl Log {
             });
         }
         if offset == snapshot.log_end_offset {
-            return Ok(FetchSlice::empty());
+            return Ok(None);
         }
         let segments = &snapshot.segments;
         let first = segments
@@ -615,17 +636,15 @@ impl Log {
             .saturating_sub(1);
         for (i, segment) in segments.iter().enumerate().skip(first) {
             let end = snapshot.end_of(i);
-            if let Some((records, first_offset)) =
-                segment.read(offset, max_bytes, max_offset, min_one_batch, end)?
+            if let Some((position, len, first_offset)) =
+                segment.locate_batches(offset, max_bytes, max_offset, min_one_batch, end)?
             {
-                let first_offset = if records.is_empty() { -1 } else { first_offset };
-                return Ok(FetchSlice {
-                    records,
-                    first_offset,
-                });
+                return Ok(
+                    (len > 0).then(|| FileRange::new(segment.clone(), position, len, first_offset))
+                );
             }
         }
-        Ok(FetchSlice::empty())
+        Ok(None)
     }
 
     pub fn log_start_offset(&self) -> i64 {

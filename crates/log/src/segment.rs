@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 
-use crate::batch::{BatchHeader, BatchOffsets, OFFSETS_PREFIX_LEN};
+use crate::batch::BatchHeader;
 use crate::error::{LogError, Result};
 use crate::index::{OffsetIndex, OffsetPosition};
 use crate::scan::{BatchScanner, ScannedBatch};
@@ -244,41 +244,46 @@ impl LogSegment {
         Ok(None)
     }
 
-    /// Whole batches from the one holding `offset`, within `max_bytes` (but at least the first
-    /// when `min_one_batch`) and below `max_offset`, read with one `pread`. `None` when this
-    /// segment has no batch at or after `offset` before `end`.
-    pub(crate) fn read(
+    /// Where the whole batches from the one holding `offset` lie in the file: within
+    /// `max_bytes` (but at least the first when `min_one_batch`) and below `max_offset`, as
+    /// (position, length, base offset of the first). `None` when this segment has no batch at
+    /// or after `offset` before `end`; a length of 0 when none of them qualifies. Only batch
+    /// headers are read (a chunk at each), so a fetch can send the bytes without copying them.
+    pub(crate) fn locate_batches(
         &self,
         offset: i64,
         max_bytes: usize,
         max_offset: i64,
         min_one_batch: bool,
         end: u64,
-    ) -> Result<Option<(Bytes, i64)>> {
+    ) -> Result<Option<(u64, usize, i64)>> {
         let Some(first) = self.locate(offset, end)? else {
             return Ok(None);
         };
         let first_len = first.offsets.total_len();
         if first.offsets.last_offset() >= max_offset || (first_len > max_bytes && !min_one_batch) {
-            return Ok(Some((Bytes::new(), -1)));
+            return Ok(Some((first.position, 0, -1)));
         }
-        let available = end - first.position;
-        let read_len = (max_bytes.max(first_len) as u64).min(available) as usize;
-        let buf = crate::pread::read_exact_at(&self.file, read_len, first.position)
-            .map_err(|e| LogError::io("reading segment", &self.path, e))?;
-        // Keep whole batches below max_offset only.
-        let mut keep = 0usize;
-        while let Some(prefix) = buf.get(keep..keep + OFFSETS_PREFIX_LEN) {
-            let offsets = BatchOffsets::parse(prefix)?;
-            let next = keep + offsets.total_len();
-            if next > buf.len() || offsets.last_offset() >= max_offset {
+        let limit = max_bytes.max(first_len);
+        let mut len = 0usize;
+        let mut scanner = self.scanner(first.position, end, LOCATE_CHUNK);
+        while len < limit
+            && let Some(batch) = scanner.next_batch()?
+        {
+            let next = len + batch.offsets.total_len();
+            if next > limit || batch.offsets.last_offset() >= max_offset {
                 break;
             }
-            keep = next;
+            len = next;
         }
-        let mut records = Bytes::from(buf);
-        records.truncate(keep);
-        Ok(Some((records, first.offsets.base_offset)))
+        Ok(Some((first.position, len, first.offsets.base_offset)))
+    }
+
+    /// `len` bytes at `position`, read with one `pread`.
+    pub(crate) fn read_at(&self, position: u64, len: usize) -> Result<Bytes> {
+        crate::pread::read_exact_at(&self.file, len, position)
+            .map(Bytes::from)
+            .map_err(|e| LogError::io("reading segment", &self.path, e))
     }
 
     /// The first record with timestamp >= `timestamp` in this segment, as (offset, timestamp).

@@ -20,26 +20,33 @@ use kafka_protocol::messages::{ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strom_log::LogError;
+use strom_log::{FileRange, LogError};
 
 const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
+
+/// A fetch response and the segment file ranges its placeholder records stand for, in the
+/// order the encoder meets them (see `response.rs`).
+pub struct FetchAnswer {
+    pub response: FetchResponse,
+    pub ranges: Vec<FileRange>,
+}
 
 pub async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: FetchRequest,
-) -> FetchResponse {
+) -> FetchAnswer {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     // Subscribe before the first read so an append racing with it still wakes us.
     let mut appended = broker.subscribe_appended();
     loop {
         appended.borrow_and_update();
-        let (resp, bytes, any_error) = read_once(broker, ctx, &req);
+        let (answer, bytes, any_error) = read_once(broker, ctx, &req);
         let now = Instant::now();
         if bytes >= min_bytes || any_error || now >= deadline {
-            return count_bytes_out(broker, &req, ctx.version, resp);
+            return count_bytes_out(broker, &req, ctx.version, answer);
         }
         match tokio::time::timeout(deadline - now, appended.changed()).await {
             Ok(Ok(())) => continue,
@@ -65,10 +72,10 @@ fn count_bytes_out(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
-    resp: FetchResponse,
-) -> FetchResponse {
+    answer: FetchAnswer,
+) -> FetchAnswer {
     let follower = from_follower(req, version);
-    for t in &resp.responses {
+    for t in &answer.response.responses {
         let bytes: usize = t
             .partitions
             .iter()
@@ -87,7 +94,7 @@ fn count_bytes_out(
                 .bytes_out(bytes as u64);
         }
     }
-    resp
+    answer
 }
 
 /// One pass over the requested partitions. Returns the response, the record bytes in it, and
@@ -96,7 +103,7 @@ fn read_once(
     broker: &Arc<Broker>,
     ctx: &RequestContext<'_>,
     req: &FetchRequest,
-) -> (FetchResponse, usize, bool) {
+) -> (FetchAnswer, usize, bool) {
     let uses_topic_ids = ctx.version >= 13;
     let read_committed = req.isolation_level == 1;
     let replica_id = if ctx.version >= 15 {
@@ -112,6 +119,7 @@ fn read_once(
     let mut total = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(req.topics.len());
+    let mut ranges = Vec::new();
     for t in &req.topics {
         let meta = if uses_topic_ids {
             image.topic_by_id(&t.topic_id)
@@ -204,9 +212,22 @@ fn read_once(
             let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
             // Like Kafka (KIP-74), the first partition with data may exceed the limits by one
             // batch so a consumer can never get stuck behind a large batch.
-            match partition.log.read(p.fetch_offset, max, upper, total == 0) {
-                Ok(slice) => {
-                    let n = slice.records.len();
+            let read = partition
+                .log
+                .read_range(p.fetch_offset, max, upper, total == 0)
+                .and_then(|range| match range {
+                    None => Ok(Bytes::new()),
+                    Some(range) => match super::response::placeholder(&range) {
+                        Some(records) => {
+                            ranges.push(range);
+                            Ok(records)
+                        }
+                        None => range.read(),
+                    },
+                });
+            match read {
+                Ok(records) => {
+                    let n = records.len();
                     total += n;
                     remaining = remaining.saturating_sub(n);
                     if read_committed && n > 0 {
@@ -224,7 +245,7 @@ fn read_once(
                             .collect();
                         pd.aborted_transactions = Some(aborted);
                     }
-                    pd.records = Some(slice.records);
+                    pd.records = Some(records);
                 }
                 Err(e) => {
                     if !matches!(e, LogError::OffsetOutOfRange { .. }) {
@@ -280,5 +301,12 @@ fn read_once(
             }
         }
     }
-    (resp, total, any_error)
+    (
+        FetchAnswer {
+            response: resp,
+            ranges,
+        },
+        total,
+        any_error,
+    )
 }

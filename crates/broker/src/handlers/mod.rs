@@ -20,6 +20,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod produce_errors;
 mod raft_voters;
+pub mod response;
 mod sasl;
 mod txn;
 mod txn_admin;
@@ -29,6 +30,7 @@ use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use response::{Response, SpliceEncoder};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -178,9 +180,9 @@ pub async fn handle(
     broker: &Arc<Broker>,
     conn: &ConnectionContext,
     frame: Bytes,
-) -> Result<Option<BytesMut>, String> {
+) -> Result<Option<Response>, String> {
     let (header, api_key, version, request) = match decode_request(frame)? {
-        Decoded::Immediate(response) => return Ok(Some(response)),
+        Decoded::Immediate(response) => return Ok(Some(response.into())),
         Decoded::Request {
             header,
             api_key,
@@ -200,6 +202,7 @@ pub async fn handle(
         version,
         conn,
     };
+    let mut ranges = Vec::new();
     let response = match request {
         RequestKind::ApiVersions(r) => Some(ResponseKind::ApiVersions(api_versions::handle(
             broker, &ctx, r,
@@ -208,7 +211,11 @@ pub async fn handle(
         RequestKind::Produce(r) => produce::handle(broker, &ctx, r)
             .await
             .map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => Some(ResponseKind::Fetch(fetch::handle(broker, &ctx, r).await)),
+        RequestKind::Fetch(r) => {
+            let answer = fetch::handle(broker, &ctx, r).await;
+            ranges = answer.ranges;
+            Some(ResponseKind::Fetch(answer.response))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => Some(ResponseKind::OffsetForLeaderEpoch(
             offset_for_leader_epoch::handle(broker, &ctx, r),
         )),
@@ -341,7 +348,7 @@ pub async fn handle(
         .requests
         .observe(api_key, fetch_from_follower, started.elapsed());
     match response {
-        Some(body) => encode_response(api_key, version, correlation_id, &body).map(Some),
+        Some(body) => encode_response(api_key, version, correlation_id, &body, ranges).map(Some),
         None => Ok(None),
     }
 }
@@ -353,21 +360,25 @@ pub struct RequestContext<'a> {
     pub conn: &'a ConnectionContext,
 }
 
-/// Size prefix, response header, body.
+/// Size prefix, response header, body; `ranges` are the file ranges a fetch body's
+/// placeholder records stand for.
 fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> Result<BytesMut, String> {
+    ranges: Vec<strom_log::FileRange>,
+) -> Result<Response, String> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(version);
     // A fetch answer carries up to megabytes of records: sized up front, the buffer is not
     // regrown (and recopied) a dozen times on the way.
     let body_size = match body {
-        ResponseKind::Fetch(fetch) => {
-            kafka_protocol::protocol::Encodable::compute_size(fetch, version).unwrap_or(0)
-        }
+        // The spliced ranges are not copied into it.
+        ResponseKind::Fetch(fetch) => fetch
+            .compute_size(version)
+            .unwrap_or(0)
+            .saturating_sub(ranges.iter().map(|r| r.len()).sum()),
         _ => 0,
     };
     let mut out = BytesMut::with_capacity(256 + body_size);
@@ -375,11 +386,33 @@ fn encode_response(
     header
         .encode(&mut out, header_version)
         .map_err(|e| format!("encoding {api_key:?} response header: {e}"))?;
-    body.encode(&mut out, version)
-        .map_err(|e| format!("encoding {api_key:?} v{version} response: {e:#}"))?;
-    let len = (out.len() - 4) as i32;
-    out[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out)
+    let mut encoded = match body {
+        ResponseKind::Fetch(fetch) if !ranges.is_empty() => {
+            let mut encoder = SpliceEncoder::new(out, ranges);
+            fetch
+                .encode(&mut encoder, version)
+                .map_err(|e| format!("encoding {api_key:?} v{version} response: {e:#}"))?;
+            if encoder.unclaimed() > 0 {
+                return Err(format!(
+                    "encoding {api_key:?} v{version} response: {} record ranges not placed",
+                    encoder.unclaimed()
+                ));
+            }
+            Response {
+                bytes: encoder.out,
+                splices: encoder.splices,
+            }
+        }
+        _ => {
+            body.encode(&mut out, version)
+                .map_err(|e| format!("encoding {api_key:?} v{version} response: {e:#}"))?;
+            Response::from(out)
+        }
+    };
+    let len = i32::try_from(encoded.wire_len() - 4)
+        .map_err(|_| format!("{api_key:?} v{version} response over 2 GiB"))?;
+    encoded.bytes[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(encoded)
 }
 
 /// Milliseconds since the epoch, for LogAppendTime and timestamps in answers.
