@@ -133,9 +133,33 @@ async fn broker_lifecycle(broker: Arc<Broker>) {
                 Err(e) => tracing::warn!(error = %e, "broker heartbeat failed"),
             }
         }
-        tokio::time::sleep(interval).await;
+        until_next_heartbeat(&broker, interval).await;
     }
 }
+
+/// How often a broker looks for a new active controller between heartbeats.
+const CONTROLLER_POLL: Duration = Duration::from_millis(50);
+
+/// Sleep `interval`, or less when the active controller changes: a new controller has heard
+/// from nobody yet, and it fences a broker that stays silent through its takeover grace.
+async fn until_next_heartbeat(broker: &Broker, interval: Duration) {
+    let controller = broker.metadata.controller_id();
+    let deadline = Instant::now() + interval;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(CONTROLLER_POLL)).await;
+        if broker.metadata.controller_id() != controller {
+            return;
+        }
+    }
+}
+
+/// After a takeover, how long a broker may go unheard before the listener probe may fence it.
+/// Live brokers heartbeat the new controller as soon as they see it (`until_next_heartbeat`).
+const TAKEOVER_GRACE: Duration = Duration::from_secs(1);
 
 /// On the active controller: fence brokers silent for `broker.session.timeout.ms` (or that missed
 /// a heartbeat and whose listeners refuse connections), and move leadership back to preferred
@@ -161,16 +185,21 @@ async fn active_controller(broker: Arc<Broker>) {
         let image = broker.metadata.image();
         let liveness = broker.metadata.broker_liveness();
         for b in image.live_brokers() {
-            let heard = liveness
+            let heard_at = liveness
                 .get(&b.node_id)
                 .filter(|(inc, _)| *inc == b.incarnation_id)
                 .map(|(_, at)| *at)
-                .unwrap_or(since)
-                .max(since);
-            let silent = heard.elapsed();
+                .filter(|at| *at >= since);
+            let silent = heard_at.unwrap_or(since).elapsed();
+            // Unheard since the takeover: a live broker would have beaten at once. The old
+            // controller's own broker is the usual case (its process died, hence the election).
+            let may_probe_after = match heard_at {
+                Some(_) => missed_heartbeat,
+                None => missed_heartbeat.min(TAKEOVER_GRACE),
+            };
             let reason = if silent > session {
                 "no heartbeat within broker.session.timeout.ms"
-            } else if silent > missed_heartbeat
+            } else if silent > may_probe_after
                 && b.node_id != broker.node_id()
                 && liveness_probe::listeners_refuse(b).await
             {
