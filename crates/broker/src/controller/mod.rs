@@ -93,11 +93,15 @@ async fn broker_lifecycle(broker: Arc<Broker>) {
             fatal(&e.to_string());
         }
         if !registered {
-            match broker
-                .metadata
-                .register_broker_async(registration(&broker))
-                .await
-            {
+            let Some(registered_now) = or_new_controller(
+                &broker,
+                broker.metadata.register_broker_async(registration(&broker)),
+            )
+            .await
+            else {
+                continue;
+            };
+            match registered_now {
                 Ok(()) => {
                     registered = true;
                     refused_since = None;
@@ -120,11 +124,17 @@ async fn broker_lifecycle(broker: Arc<Broker>) {
                 Err(e) => tracing::warn!(error = %e, "broker registration failed; retrying"),
             }
         } else {
-            match broker
-                .metadata
-                .broker_heartbeat(broker.node_id(), broker.incarnation_id)
-                .await
-            {
+            let Some(beat) = or_new_controller(
+                &broker,
+                broker
+                    .metadata
+                    .broker_heartbeat(broker.node_id(), broker.incarnation_id),
+            )
+            .await
+            else {
+                continue;
+            };
+            match beat {
                 Ok(HeartbeatOutcome::Ok) => {}
                 Ok(HeartbeatOutcome::NeedRegistration) => {
                     registered = false;
@@ -154,6 +164,28 @@ async fn until_next_heartbeat(broker: &Broker, interval: Duration) {
         if broker.metadata.controller_id() != controller {
             return;
         }
+    }
+}
+
+/// `rpc`'s answer, or `None` as soon as another node becomes the active controller: a request
+/// to a controller that died or was cut off waits out its whole timeout (longer than a broker
+/// session), and meanwhile the new controller, having heard nothing, would fence this broker.
+async fn or_new_controller<T>(
+    broker: &Broker,
+    rpc: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let controller = broker.metadata.controller_id();
+    let changed = async {
+        loop {
+            tokio::time::sleep(CONTROLLER_POLL).await;
+            if broker.metadata.controller_id() != controller {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        answer = rpc => Some(answer),
+        () = changed => None,
     }
 }
 
