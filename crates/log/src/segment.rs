@@ -230,6 +230,15 @@ impl LogSegment {
     /// The first batch in `[.., end)` whose last offset >= `offset`, starting from the offset
     /// index's nearest entry.
     pub(crate) fn locate(&self, offset: i64, end: u64) -> Result<Option<ScannedBatch>> {
+        Ok(self.locate_scanning(offset, end)?.map(|(batch, _)| batch))
+    }
+
+    /// [`Self::locate`], plus the scanner positioned just after that batch.
+    fn locate_scanning(
+        &self,
+        offset: i64,
+        end: u64,
+    ) -> Result<Option<(ScannedBatch, BatchScanner<'_>)>> {
         let start = self
             .index
             .lookup(self.relative(offset))?
@@ -238,7 +247,7 @@ impl LogSegment {
         let mut scanner = self.scanner(start, end, LOCATE_CHUNK);
         while let Some(batch) = scanner.next_batch()? {
             if batch.offsets.last_offset() >= offset {
-                return Ok(Some(batch));
+                return Ok(Some((batch, scanner)));
             }
         }
         Ok(None)
@@ -257,7 +266,7 @@ impl LogSegment {
         min_one_batch: bool,
         end: u64,
     ) -> Result<Option<(u64, usize, i64)>> {
-        let Some(first) = self.locate(offset, end)? else {
+        let Some((first, mut scanner)) = self.locate_scanning(offset, end)? else {
             return Ok(None);
         };
         let first_len = first.offsets.total_len();
@@ -265,8 +274,7 @@ impl LogSegment {
             return Ok(Some((first.position, 0, -1)));
         }
         let limit = max_bytes.max(first_len);
-        let mut len = 0usize;
-        let mut scanner = self.scanner(first.position, end, LOCATE_CHUNK);
+        let mut len = first_len;
         while len < limit
             && let Some(batch) = scanner.next_batch()?
         {

@@ -143,29 +143,14 @@ async fn broker_lifecycle(broker: Arc<Broker>) {
                 Err(e) => tracing::warn!(error = %e, "broker heartbeat failed"),
             }
         }
-        until_next_heartbeat(&broker, interval).await;
+        // Less when the active controller changes: a new controller has heard from nobody yet,
+        // and it fences a broker that stays silent through its takeover grace.
+        or_new_controller(&broker, tokio::time::sleep(interval)).await;
     }
 }
 
 /// How often a broker looks for a new active controller between heartbeats.
 const CONTROLLER_POLL: Duration = Duration::from_millis(50);
-
-/// Sleep `interval`, or less when the active controller changes: a new controller has heard
-/// from nobody yet, and it fences a broker that stays silent through its takeover grace.
-async fn until_next_heartbeat(broker: &Broker, interval: Duration) {
-    let controller = broker.metadata.controller_id();
-    let deadline = Instant::now() + interval;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        tokio::time::sleep(left.min(CONTROLLER_POLL)).await;
-        if broker.metadata.controller_id() != controller {
-            return;
-        }
-    }
-}
 
 /// `rpc`'s answer, or `None` as soon as another node becomes the active controller: a request
 /// to a controller that died or was cut off waits out its whole timeout (longer than a broker
@@ -190,7 +175,7 @@ async fn or_new_controller<T>(
 }
 
 /// After a takeover, how long a broker may go unheard before the listener probe may fence it.
-/// Live brokers heartbeat the new controller as soon as they see it (`until_next_heartbeat`).
+/// Live brokers heartbeat the new controller as soon as they see it (`or_new_controller`).
 const TAKEOVER_GRACE: Duration = Duration::from_secs(1);
 
 /// On the active controller: fence brokers silent for `broker.session.timeout.ms` (or that missed
