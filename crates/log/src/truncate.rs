@@ -36,6 +36,12 @@ impl Log {
         let mut producers = self.writer.lock();
         let snapshot = self.snapshot();
         if offset >= snapshot.log_end_offset {
+            // No records to remove, but an epoch entry may start at the end: this replica
+            // began leading an epoch and died before appending in it. Left there, it is the
+            // last fetched epoch a new leader keeps answering with a diverging epoch.
+            self.epochs
+                .lock()
+                .truncate_from_end(snapshot.log_end_offset)?;
             return Ok(false);
         }
         if offset < snapshot.log_start_offset || offset < 0 {
@@ -225,4 +231,28 @@ fn remove_producer_snapshots(dir: &std::path::Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Log, LogConfig};
+
+    /// A replica that began leading an epoch and died before appending in it holds an epoch
+    /// entry at its log end. As a follower it reports that epoch as its last fetched one, and
+    /// the new leader, which never had it, answers with a diverging epoch ending right there.
+    /// Truncating to its own end must drop the entry, or the follower asks the same question
+    /// forever and never rejoins the ISR.
+    #[test]
+    fn truncating_to_the_log_end_drops_an_epoch_that_starts_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(dir.path(), LogConfig::default(), [7; 16]).expect("open");
+        log.epochs.lock().assign(1, 0).expect("assign");
+        assert_eq!(log.latest_epoch(), Some(1));
+        assert!(
+            !log.truncate_to(0).expect("truncate"),
+            "no records to remove"
+        );
+        assert_eq!(log.latest_epoch(), None);
+        assert_eq!(log.log_end_offset(), 0);
+    }
 }
