@@ -1,9 +1,10 @@
 //! Positional reads into uninitialised memory.
 //!
-//! A fetch reads up to `max.partition.fetch.bytes` (1 MiB for the Java client) per partition.
-//! Zero-filling that buffer first costs a memset, and with jemalloc a zeroed allocation of that
-//! size is served by discarding pages (MADV_DONTNEED), so every fetch also page-faulted its
-//! buffer back in: together more CPU than the read itself.
+//! Consumer and follower fetches send records straight from the file (`FileRange`); what still
+//! reads them into memory (`Log::read`: coordinators loading their state, fetch ranges over the
+//! splice limit) reads up to a megabyte at a time. Zero-filling that buffer first costs a memset,
+//! and with jemalloc a zeroed allocation of that size is served by discarding pages
+//! (MADV_DONTNEED), so each read also page-faulted its buffer back in.
 
 use std::fs::File;
 use std::io;

@@ -371,8 +371,8 @@ fn encode_response(
 ) -> Result<Response, String> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api_key.response_header_version(version);
-    // A fetch answer carries up to megabytes of records: sized up front, the buffer is not
-    // regrown (and recopied) a dozen times on the way.
+    // A fetch answer whose records could not be spliced carries megabytes: sized up front, the
+    // buffer is not regrown (and recopied) a dozen times on the way.
     let body_size = match body {
         // The spliced ranges are not copied into it.
         ResponseKind::Fetch(fetch) => fetch
