@@ -231,7 +231,28 @@ class Cluster:
             self.stop(kill=True)
             raise RuntimeError("%s cluster did not accept a produce within %.0f s (see %s/node*/logs)" % (
                 self.system, self.h.start_timeout, self.dir))
+        # The first produce needs one broker; an RF=3 topic needs all of them registered, which on a loaded
+        # machine Kafka may not have yet (topic creation then fails with InvalidReplicationFactor).
+        if not self.all_brokers_registered(t0 + self.h.start_timeout):
+            self.stop(kill=True)
+            raise RuntimeError("%s cluster did not list all %d brokers within %.0f s (see %s/node*/logs)" % (
+                self.system, CLUSTER_SIZE, self.h.start_timeout, self.dir))
         return st
+
+    def all_brokers_registered(self, end):
+        want = set(self.nodes)
+        while time.monotonic() < end and all(n.alive() for n in self.nodes.values()):
+            try:
+                c = kafkaproto.Conn(HOST, self.port)
+                try:
+                    if want <= set(c.broker_ids()):
+                        return True
+                finally:
+                    c.close()
+            except (OSError, struct.error):
+                pass
+            time.sleep(0.05)
+        return False
 
     def first_produce(self, t0, topic):
         """As kafkaproto.probe_startup, but the produce goes to whichever node leads the auto-created topic."""

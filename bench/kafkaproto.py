@@ -118,6 +118,20 @@ class Conn:
         perr, _idx, leader = struct.unpack(">hii", r[p:p + 10])
         return terr, perr, leader
 
+    def broker_ids(self):
+        """Metadata v4 asking for no topics; returns the ids of the brokers the cluster lists."""
+        r = self.request(3, 4, struct.pack(">i", 0) + b"\x00")
+        p = 4  # throttle
+        (nb,) = struct.unpack(">i", r[p:p + 4]); p += 4
+        ids = []
+        for _ in range(nb):
+            (node,) = struct.unpack(">i", r[p:p + 4]); p += 4
+            (hl,) = struct.unpack(">h", r[p:p + 2]); p += 2 + hl
+            p += 4
+            (rl,) = struct.unpack(">h", r[p:p + 2]); p += 2 + max(rl, 0)
+            ids.append(node)
+        return ids
+
     def produce_one(self, topic, value=b"probe", acks=1):
         """Produce v3, one record to partition 0; returns the partition error code."""
         batch = record_batch(value)
