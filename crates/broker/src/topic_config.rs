@@ -453,6 +453,9 @@ impl TopicConfigs {
             self.effective(overrides, name)
                 .and_then(|v| v.trim().parse::<i64>().ok())
         };
+        let compression = self
+            .effective(overrides, "compression.type")
+            .and_then(|v| compression_codec(v.trim()));
         LogConfig {
             segment_bytes: num("segment.bytes")
                 .map(|v| v.max(14) as u64)
@@ -484,9 +487,18 @@ impl TopicConfigs {
                 .effective(overrides, "min.cleanable.dirty.ratio")
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .unwrap_or(defaults.min_cleanable_dirty_ratio),
-            compression: self
-                .effective(overrides, "compression.type")
-                .and_then(|v| compression_codec(v.trim())),
+            compression,
+            compression_level: compression
+                .and_then(|codec| match codec {
+                    1 => Some("compression.gzip.level"),
+                    3 => Some("compression.lz4.level"),
+                    4 => Some("compression.zstd.level"),
+                    _ => None,
+                })
+                .and_then(|key| self.effective(overrides, key))
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                // gzip's -1 is zlib's default level.
+                .filter(|&level| !(compression == Some(1) && level == -1)),
             timestamp_before_max_ms: num("message.timestamp.before.max.ms")
                 .unwrap_or(defaults.timestamp_before_max_ms),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms")
@@ -564,6 +576,46 @@ mod tests {
         assert!((lc.min_cleanable_dirty_ratio - 0.2).abs() < 1e-9);
         assert!(
             BrokerConfig::from_pairs(vec![("log.retention.bytes".into(), "x".into())]).is_err()
+        );
+    }
+
+    #[test]
+    fn compression_level_is_the_one_of_the_topic_codec() {
+        let c = configs(&[]);
+        let level = |pairs: &[(&str, &str)]| {
+            let o = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let lc = c.log_config(&o);
+            (lc.compression, lc.compression_level)
+        };
+        assert_eq!(level(&[]), (None, None));
+        assert_eq!(level(&[("compression.type", "lz4")]), (Some(3), Some(9)));
+        assert_eq!(level(&[("compression.type", "zstd")]), (Some(4), Some(3)));
+        // gzip's default -1 means zlib's own default.
+        assert_eq!(level(&[("compression.type", "gzip")]), (Some(1), None));
+        assert_eq!(
+            level(&[
+                ("compression.type", "gzip"),
+                ("compression.gzip.level", "1"),
+                ("compression.zstd.level", "19"),
+            ]),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            level(&[
+                ("compression.type", "zstd"),
+                ("compression.zstd.level", "-5")
+            ]),
+            (Some(4), Some(-5))
+        );
+        assert_eq!(
+            level(&[
+                ("compression.type", "snappy"),
+                ("compression.lz4.level", "1")
+            ]),
+            (Some(2), None)
         );
     }
 }

@@ -45,6 +45,9 @@ pub struct LogConfig {
     /// batch must carry, batches in another codec being recompressed on append; `None` for
     /// `producer` (keep the producer's codec).
     pub compression: Option<u8>,
+    /// `compression.gzip.level` / `compression.lz4.level` / `compression.zstd.level`, whichever
+    /// belongs to `compression`: the level recompression uses; `None` for the codec's default.
+    pub compression_level: Option<i32>,
     /// `message.timestamp.before.max.ms`: with CreateTime, a record whose timestamp is more than
     /// this far behind the broker's clock is refused (INVALID_TIMESTAMP).
     pub timestamp_before_max_ms: i64,
@@ -70,6 +73,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             compression: None,
+            compression_level: None,
             // The library accepts any timestamp unless told otherwise; the broker passes the
             // topic's bounds (Kafka 4 defaults: unbounded behind, one hour ahead).
             timestamp_before_max_ms: i64::MAX,

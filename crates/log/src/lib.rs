@@ -12,6 +12,7 @@
 
 pub mod batch;
 mod cleaner;
+mod codec_level;
 mod config;
 pub mod control;
 pub mod error;

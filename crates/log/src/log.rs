@@ -335,7 +335,8 @@ impl Log {
             validate::check_timestamps(records, &batches, &config, now_ms)?;
             match config.compression {
                 Some(codec) if recompress::needed(&batches, Some(codec)) => {
-                    recompressed = recompress::recompress(records, &batches, codec)?;
+                    recompressed =
+                        recompress::recompress(records, &batches, codec, config.compression_level)?;
                     batches = validate::validate_batches(&recompressed, config.max_message_bytes)?;
                     &mut recompressed[..]
                 }

@@ -31,9 +31,14 @@ pub(crate) fn needed(batches: &[ValidBatch], target: Option<u8>) -> bool {
         .any(|b| !b.header.is_control() && b.header.compression() != target)
 }
 
-/// `records` with every batch whose codec is not `target` recompressed into it; the other
-/// batches are copied as they are.
-pub(crate) fn recompress(records: &[u8], batches: &[ValidBatch], target: u8) -> Result<Vec<u8>> {
+/// `records` with every batch whose codec is not `target` recompressed into it (at `level`, or
+/// the codec's default); the other batches are copied as they are.
+pub(crate) fn recompress(
+    records: &[u8],
+    batches: &[ValidBatch],
+    target: u8,
+    level: Option<i32>,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(records.len());
     for valid in batches {
         let header = &valid.header;
@@ -47,18 +52,24 @@ pub(crate) fn recompress(records: &[u8], batches: &[ValidBatch], target: u8) -> 
             out.extend_from_slice(bytes);
             continue;
         }
-        rewrite_batch(bytes, header, target, &mut out)?;
+        rewrite_batch(bytes, header, target, level, &mut out)?;
     }
     Ok(out)
 }
 
 /// Appends `batch` recompressed with `target` to `out`.
-fn rewrite_batch(batch: &[u8], header: &BatchHeader, target: u8, out: &mut Vec<u8>) -> Result<()> {
+fn rewrite_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    target: u8,
+    level: Option<i32>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let raw = records::records_section(batch, header)?;
     // Kafka validates the records while it recompresses them: a batch whose count does not match
     // its records is corrupt, and must not be stored under a fresh CRC.
     records::parse_records(&raw, header.records_count)?;
-    let section = records::compress(target, &raw)?;
+    let section = records::compress(target, &raw, level)?;
     let start = out.len();
     out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
     out.extend_from_slice(&section);
@@ -141,7 +152,7 @@ mod tests {
             for to in 0..codecs.len() as u8 {
                 let batches = validate_batches(&original, usize::MAX).unwrap();
                 let out = if needed(&batches, Some(to)) {
-                    recompress(&original, &batches, to).unwrap()
+                    recompress(&original, &batches, to, None).unwrap()
                 } else {
                     assert_eq!(from_id as u8, to);
                     original.clone()

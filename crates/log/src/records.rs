@@ -100,8 +100,13 @@ pub(crate) fn records_section(batch: &[u8], header: &BatchHeader) -> Result<Byte
     }
 }
 
-/// Compresses a records section with the codec id of a batch's attributes.
-pub(crate) fn compress(codec_id: u8, raw: &[u8]) -> Result<Vec<u8>> {
+/// Compresses a records section with the codec id of a batch's attributes, at `level` when one
+/// is given (gzip, lz4 and zstd; snappy has none), else at the codec's default.
+pub(crate) fn compress(codec_id: u8, raw: &[u8], level: Option<i32>) -> Result<Vec<u8>> {
+    if let Some(level) = level.filter(|_| matches!(codec_id, 1 | 3 | 4)) {
+        return crate::codec_level::compress(codec_id, raw, level)
+            .map_err(|e| LogError::InvalidRecord(format!("compressing a batch: {e}")));
+    }
     let mut out = BytesMut::with_capacity(raw.len() / 2 + 64);
     let fill = |b: &mut BytesMut| {
         b.put_slice(raw);
@@ -196,7 +201,7 @@ pub(crate) fn rebuild(
     for r in &kept {
         raw.extend_from_slice(r.bytes);
     }
-    let section = compress(header.compression(), &raw)?;
+    let section = compress(header.compression(), &raw, None)?;
     let mut out = Vec::with_capacity(BATCH_HEADER_LEN + section.len());
     out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
     out.extend_from_slice(&section);
