@@ -581,7 +581,12 @@ impl ConsumerContext for StreamsConsumerContext {
 struct RestoreContext;
 impl ClientContext for RestoreContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        // librdkafka hands this callback the end-of-partition event as a global error.
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
             tracing::error!(%error, reason, "restore consumer error");
         }
     }
