@@ -722,6 +722,43 @@ def loopback_socket(secs):
     return round(n / dt / MIB, 1), "python socket, one stream, 1 MiB sendall, %d s (iperf3 not installed)" % secs
 
 
+def loopback_into_file(path, mb):
+    """The path every produced byte takes, with no broker in it: MB MiB sent over one loopback TCP stream
+    (1 MiB sendall() calls from a child process) and written by the reader into a new file, no fsync.
+    A broker writing through the page cache cannot beat this on the same machine. MiB/s."""
+    import socket
+    ls = socket.socket()
+    ls.bind((HOST, 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+    t0 = time.monotonic()
+    sender = subprocess.Popen([sys.executable, "-c",
+                               "import socket,sys\n"
+                               "s=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n"
+                               "b=bytes(1<<20)\n"
+                               "for _ in range(int(sys.argv[3])): s.sendall(b)\n"
+                               "s.close()\n", HOST, str(port), str(mb)])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        conn, _ = ls.accept()
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        n = 0
+        while True:
+            k = conn.recv_into(buf)
+            if not k:
+                break
+            os.write(fd, view[:k])
+            n += k
+        dt = time.monotonic() - t0
+        conn.close()
+    finally:
+        os.close(fd)
+        ls.close()
+        sender.wait(timeout=300)
+    return round(n / dt / MIB, 1)
+
+
 def machine_limits(h):
     out = {}
     secs = 1 if h.smoke else 5
@@ -746,17 +783,22 @@ def machine_limits(h):
     mb, rounds = (64, 1) if h.smoke else (2048, 3)
     f = os.path.join(h.work, "dd.test")
     ways = (("disk_write_buffered_no_fsync", ""), ("disk_write_buffered_fsync_at_end", "conv=fsync"),
-            ("disk_write_o_direct", "oflag=direct"), ("disk_write_o_dsync_1m", "oflag=dsync"))
+            ("disk_write_o_direct", "oflag=direct"), ("disk_write_o_dsync_1m", "oflag=dsync"),
+            ("loopback_into_file", None))
     runs = {name: [] for name, _ in ways}
     for _ in range(rounds):
         for name, flags in ways:
             count = mb if name != "disk_write_o_dsync_1m" else max(16, mb // 8)
-            t0 = time.monotonic()
-            subprocess.run("dd if=/dev/zero of=%s bs=1M count=%d %s status=none" % (f, count, flags), shell=True,
-                           timeout=300)
-            dt = time.monotonic() - t0
-            runs[name].append(round(count / dt, 1))
-            out[name + "_cmd"] = "dd if=/dev/zero of=FILE bs=1M count=%d %s" % (count, flags)
+            if name == "loopback_into_file":
+                runs[name].append(loopback_into_file(f, count))
+                out[name + "_cmd"] = "bench.py loopback_into_file: %d MiB, one TCP stream, written to a new file" % count
+            else:
+                t0 = time.monotonic()
+                subprocess.run("dd if=/dev/zero of=%s bs=1M count=%d %s status=none" % (f, count, flags),
+                               shell=True, timeout=300)
+                dt = time.monotonic() - t0
+                runs[name].append(round(count / dt, 1))
+                out[name + "_cmd"] = "dd if=/dev/zero of=FILE bs=1M count=%d %s" % (count, flags)
             os.unlink(f)
     for name, xs in runs.items():
         out[name + "_mib_per_s"] = statistics.median(xs)
@@ -853,18 +895,23 @@ def markdown(agg, info, limits, meta):
                      limits.get("loopback_tcp_mib_per_s"), limits.get("loopback_tool"),
                      disk("disk_write_buffered_no_fsync"), disk("disk_write_buffered_fsync_at_end"),
                      disk("disk_write_o_direct"), disk("disk_write_o_dsync_1m")))
+        L.append("Loopback TCP into a new file (one stream, 1 MiB writes, no fsync: a produce's path with no broker "
+                 "in it): %s.\n" % disk("loopback_into_file"))
     L.append("Cells: median (min–max). Ratios are strom / Kafka medians (throughput: higher is better for strom; "
              "latency, RSS, CPU, start-up: lower is better).\n")
     lo = (limits or {}).get("loopback_tcp_mib_per_s")
     dk = (limits or {}).get("disk_write_buffered_fsync_at_end_mib_per_s")
 
+    tf = (limits or {}).get("loopback_into_file_mib_per_s")
+
     def frac(s):
         v = (s.get("mib_per_s") or {}).get("median")
         if not v or not lo or not dk:
             return "–"
-        return "%.0f%% / %.0f%%" % (100 * v / lo, 100 * v / dk)
+        return "%.0f%% / %.0f%% / %s" % (100 * v / lo, 100 * v / dk, "%.0f%%" % (100 * v / tf) if tf else "–")
 
-    L.append("`% limits` = median MiB/s as a share of loopback TCP / of sequential disk write (buffered + fsync).\n")
+    L.append("`% limits` = median MiB/s as a share of loopback TCP / of sequential disk write (buffered + fsync) / "
+             "of loopback TCP into a new file.\n")
     L.append("| scenario | tool | system | records/s | MiB/s | % limits | p50 ms | p99 ms | p99.9 ms | peak RSS MiB | idle RSS MiB | CPU s/GB | first produce ms |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (scen, tool), per in agg.items():
