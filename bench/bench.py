@@ -195,6 +195,15 @@ class Server:
         self.logf.close()
 
 
+def ask(port, call):
+    """CALL on a fresh raw-protocol connection to 127.0.0.1:PORT, closed afterwards."""
+    c = kafkaproto.Conn(HOST, port)
+    try:
+        return call(c)
+    finally:
+        c.close()
+
+
 class Cluster:
     """CLUSTER_SIZE nodes of one system on 127.0.0.1, node i on PORT + 10 (i - 1) (its controller on the port
     after), all brokers and controllers, as three hosts would run them. Figures are sums over the nodes."""
@@ -241,48 +250,37 @@ class Cluster:
 
     def all_brokers_registered(self, end):
         want = set(self.nodes)
-        while time.monotonic() < end and all(n.alive() for n in self.nodes.values()):
-            try:
-                c = kafkaproto.Conn(HOST, self.port)
-                try:
-                    if want <= set(c.broker_ids()):
-                        return True
-                finally:
-                    c.close()
-            except (OSError, struct.error):
-                pass
-            time.sleep(0.05)
-        return False
+        return self.poll(end, 0.05, lambda: want <= set(ask(self.port, lambda c: c.broker_ids())))
 
     def first_produce(self, t0, topic):
         """As kafkaproto.probe_startup, but the produce goes to whichever node leads the auto-created topic."""
         st = {"accept_ms": None, "first_produce_ms": None, "api_versions": {}}
-        end = t0 + self.h.start_timeout
         port_of = {i: n.port for i, n in self.nodes.items()}
+
+        def attempt():
+            if st["accept_ms"] is None:
+                _e, st["api_versions"] = ask(self.port, lambda c: c.api_versions())
+                st["accept_ms"] = (time.monotonic() - t0) * 1000
+            terr, perr, leader = ask(self.port, lambda c: c.metadata_leader(topic))
+            if terr == 0 and perr == 0 and leader in port_of and ask(port_of[leader], lambda c: c.produce_one(topic)) == 0:
+                st["first_produce_ms"] = (time.monotonic() - t0) * 1000
+                return True
+            return False
+
+        self.poll(t0 + self.h.start_timeout, 0.005, attempt)
+        return st
+
+    def poll(self, end, pause, attempt):
+        """Call ATTEMPT every PAUSE s until it returns true (then true), END passes or a node dies (false).
+        Refused connections and short answers of a node still starting count as a failed attempt."""
         while time.monotonic() < end and all(n.alive() for n in self.nodes.values()):
             try:
-                if st["accept_ms"] is None:
-                    c = kafkaproto.Conn(HOST, self.port)
-                    _e, st["api_versions"] = c.api_versions()
-                    st["accept_ms"] = (time.monotonic() - t0) * 1000
-                else:
-                    c = kafkaproto.Conn(HOST, self.port)
-                try:
-                    terr, perr, leader = c.metadata_leader(topic)
-                finally:
-                    c.close()
-                if terr == 0 and perr == 0 and leader in port_of:
-                    c = kafkaproto.Conn(HOST, port_of[leader])
-                    try:
-                        if c.produce_one(topic) == 0:
-                            st["first_produce_ms"] = (time.monotonic() - t0) * 1000
-                            return st
-                    finally:
-                        c.close()
+                if attempt():
+                    return True
             except (OSError, struct.error):
                 pass
-            time.sleep(0.005)
-        return st
+            time.sleep(pause)
+        return False
 
     def live(self):
         return [n for n in self.nodes.values() if n.alive()]
