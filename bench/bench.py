@@ -692,6 +692,24 @@ def loopback_socket(secs):
     """Loopback TCP bandwidth without iperf3: one stream of 1 MiB sendall() calls from a child process
     into a reader that discards, as iperf3's default single stream does. Python's per-call cost is
     negligible at 1 MiB a call, so this is the socket path's limit, not the interpreter's."""
+    return (loopback_stream("end=time.monotonic()+%f\nwhile time.monotonic()<end: s.sendall(b)" % secs),
+            "python socket, one stream, 1 MiB sendall, %d s (iperf3 not installed)" % secs)
+
+
+def loopback_into_file(path, mb):
+    """The path every produced byte takes, with no broker in it: MB MiB sent over one loopback TCP stream
+    (1 MiB sendall() calls from a child process) and written by the reader into a new file, no fsync.
+    A broker writing through the page cache cannot beat this on the same machine. MiB/s."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        return loopback_stream("for _ in range(%d): s.sendall(b)" % mb, sink=lambda chunk: os.write(fd, chunk))
+    finally:
+        os.close(fd)
+
+
+def loopback_stream(send_loop, sink=None):
+    """MiB/s of one loopback TCP stream: a child process runs SEND_LOOP (Python, with socket `s` and a
+    1 MiB buffer `b`); the reader hands each received chunk to SINK, or drops it."""
     import socket
     ls = socket.socket()
     ls.bind((HOST, 0))
@@ -700,58 +718,22 @@ def loopback_socket(secs):
     sender = subprocess.Popen([sys.executable, "-c",
                                "import socket,sys,time\n"
                                "s=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n"
-                               "b=bytes(1<<20); end=time.monotonic()+float(sys.argv[3])\n"
-                               "while time.monotonic()<end: s.sendall(b)\n"
-                               "s.close()\n", HOST, str(port), str(secs)])
+                               "b=bytes(1<<20)\n" + send_loop + "\ns.close()\n", HOST, str(port)])
     try:
         conn, _ = ls.accept()
         buf = bytearray(1 << 20)
+        view = memoryview(buf)
         n, t0 = 0, time.monotonic()
         while True:
             k = conn.recv_into(buf)
             if not k:
                 break
+            if sink:
+                sink(view[:k])
             n += k
         dt = time.monotonic() - t0
         conn.close()
     finally:
-        ls.close()
-        sender.wait(timeout=secs + 30)
-    return round(n / dt / MIB, 1), "python socket, one stream, 1 MiB sendall, %d s (iperf3 not installed)" % secs
-
-
-def loopback_into_file(path, mb):
-    """The path every produced byte takes, with no broker in it: MB MiB sent over one loopback TCP stream
-    (1 MiB sendall() calls from a child process) and written by the reader into a new file, no fsync.
-    A broker writing through the page cache cannot beat this on the same machine. MiB/s."""
-    import socket
-    ls = socket.socket()
-    ls.bind((HOST, 0))
-    ls.listen(1)
-    port = ls.getsockname()[1]
-    t0 = time.monotonic()
-    sender = subprocess.Popen([sys.executable, "-c",
-                               "import socket,sys\n"
-                               "s=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n"
-                               "b=bytes(1<<20)\n"
-                               "for _ in range(int(sys.argv[3])): s.sendall(b)\n"
-                               "s.close()\n", HOST, str(port), str(mb)])
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        conn, _ = ls.accept()
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        n = 0
-        while True:
-            k = conn.recv_into(buf)
-            if not k:
-                break
-            os.write(fd, view[:k])
-            n += k
-        dt = time.monotonic() - t0
-        conn.close()
-    finally:
-        os.close(fd)
         ls.close()
         sender.wait(timeout=300)
     return round(n / dt / MIB, 1)
