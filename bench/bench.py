@@ -762,23 +762,25 @@ def machine_limits(h):
     # cache memory the guest has not touched yet runs several times slower than a later one.
     mb, rounds = (64, 1) if h.smoke else (2048, 3)
     f = os.path.join(h.work, "dd.test")
-    ways = (("disk_write_buffered_no_fsync", ""), ("disk_write_buffered_fsync_at_end", "conv=fsync"),
-            ("disk_write_o_direct", "oflag=direct"), ("disk_write_o_dsync_1m", "oflag=dsync"),
-            ("loopback_into_file", None))
-    runs = {name: [] for name, _ in ways}
+
+    def dd(flags, count):
+        t0 = time.monotonic()
+        subprocess.run("dd if=/dev/zero of=%s bs=1M count=%d %s status=none" % (f, count, flags), shell=True,
+                       timeout=300)
+        return round(count / (time.monotonic() - t0), 1)
+
+    def dd_way(name, flags, count):
+        return name, "dd if=/dev/zero of=FILE bs=1M count=%d %s" % (count, flags), lambda: dd(flags, count)
+
+    ways = [dd_way("disk_write_buffered_no_fsync", "", mb), dd_way("disk_write_buffered_fsync_at_end", "conv=fsync", mb),
+            dd_way("disk_write_o_direct", "oflag=direct", mb), dd_way("disk_write_o_dsync_1m", "oflag=dsync", max(16, mb // 8)),
+            ("loopback_into_file", "bench.py loopback_into_file: %d MiB, one TCP stream, written to a new file" % mb,
+             lambda: loopback_into_file(f, mb))]
+    runs = {name: [] for name, _, _ in ways}
     for _ in range(rounds):
-        for name, flags in ways:
-            count = mb if name != "disk_write_o_dsync_1m" else max(16, mb // 8)
-            if name == "loopback_into_file":
-                runs[name].append(loopback_into_file(f, count))
-                out[name + "_cmd"] = "bench.py loopback_into_file: %d MiB, one TCP stream, written to a new file" % count
-            else:
-                t0 = time.monotonic()
-                subprocess.run("dd if=/dev/zero of=%s bs=1M count=%d %s status=none" % (f, count, flags),
-                               shell=True, timeout=300)
-                dt = time.monotonic() - t0
-                runs[name].append(round(count / dt, 1))
-                out[name + "_cmd"] = "dd if=/dev/zero of=FILE bs=1M count=%d %s" % (count, flags)
+        for name, cmd, measure in ways:
+            runs[name].append(measure())
+            out[name + "_cmd"] = cmd
             os.unlink(f)
     for name, xs in runs.items():
         out[name + "_mib_per_s"] = statistics.median(xs)
@@ -881,7 +883,6 @@ def markdown(agg, info, limits, meta):
              "latency, RSS, CPU, start-up: lower is better).\n")
     lo = (limits or {}).get("loopback_tcp_mib_per_s")
     dk = (limits or {}).get("disk_write_buffered_fsync_at_end_mib_per_s")
-
     tf = (limits or {}).get("loopback_into_file_mib_per_s")
 
     def frac(s):

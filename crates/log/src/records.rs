@@ -101,9 +101,9 @@ pub(crate) fn records_section(batch: &[u8], header: &BatchHeader) -> Result<Byte
 }
 
 /// Compresses a records section with the codec id of a batch's attributes, at `level` when one
-/// is given (gzip, lz4 and zstd; snappy has none), else at the codec's default.
+/// is given (the topic config gives one only for gzip, lz4 and zstd), else at the codec's default.
 pub(crate) fn compress(codec_id: u8, raw: &[u8], level: Option<i32>) -> Result<Vec<u8>> {
-    if let Some(level) = level.filter(|_| matches!(codec_id, 1 | 3 | 4)) {
+    if let Some(level) = level {
         return crate::codec_level::compress(codec_id, raw, level)
             .map_err(|e| LogError::InvalidRecord(format!("compressing a batch: {e}")));
     }
